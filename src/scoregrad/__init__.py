@@ -1,9 +1,57 @@
-"""scoregrad: gradients of expectations of black-box functions, for PyTorch."""
+"""scoregrad: gradients of expectations of black-box functions, for PyTorch.
+
+The public surface::
+
+    import scoregrad as sg
+    value = sg.expectation(f, dist, num_samples=16, estimator="score_function", baseline="leave_one_out")
+
+Estimators (``sg.ScoreFunction``, ``sg.Pathwise``, ...), baselines (``sg.baselines``), samplers
+(``sg.sampling``), surrogate building blocks (``sg.surrogate``) and diagnostics
+(``sg.diagnostics``). Policy gradients live in ``scoregrad.rl``.
+"""
 
 from __future__ import annotations
 
-from scoregrad import surrogate
+from scoregrad import baselines, estimators, sampling, surrogate
+from scoregrad.estimators import (
+    ARM,
+    ESTIMATORS,
+    DisARM,
+    Exact,
+    GumbelSoftmax,
+    MeasureValued,
+    Pathwise,
+    ScoreFunction,
+    StraightThrough,
+)
+from scoregrad.expectation import expectation
 
 __version__ = "0.1.0"
 
-__all__ = ["surrogate", "__version__"]
+__all__ = [
+    "expectation",
+    "ScoreFunction",
+    "Pathwise",
+    "MeasureValued",
+    "Exact",
+    "ARM",
+    "DisARM",
+    "GumbelSoftmax",
+    "StraightThrough",
+    "ESTIMATORS",
+    "baselines",
+    "estimators",
+    "sampling",
+    "surrogate",
+    "diagnostics",
+    "__version__",
+]
+
+
+def __getattr__(name: str):
+    # diagnostics pulls in timing and printing helpers; load it on first use.
+    if name == "diagnostics":
+        import importlib
+
+        return importlib.import_module("scoregrad.diagnostics")
+    raise AttributeError(f"module 'scoregrad' has no attribute {name!r}")

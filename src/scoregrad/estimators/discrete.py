@@ -1,0 +1,251 @@
+"""Estimators for discrete (Bernoulli and categorical) variables, and the Gumbel machinery.
+
+* ARM (Yin & Zhou, 2019, "ARM: Augment-REINFORCE-Merge Gradient for Stochastic Binary Networks")
+  and DisARM (Dong, Mnih & Tucker, 2020, "DisARM: An Antithetic Gradient Estimator for Binary
+  Latent Variables"): unbiased, for Bernoulli logits, from antithetic pairs of uniforms.
+  ``num_samples`` counts evaluations of ``f``; one pair is ``num_samples=2``.
+* Gumbel-softmax / Concrete (Jang et al., 2017; Maddison et al., 2017) and straight-through
+  (Bengio et al., 2013): **biased** relaxations, here for comparison. ``f`` must be
+  differentiable and accept relaxed samples.
+
+The noise functions at the top are the one implementation of the Gumbel/logistic reparameterisation
+in scoregrad (REBAR and RELAX in the stochastic-graph code build on them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.distributions import Bernoulli, Categorical, Distribution, OneHotCategorical
+
+from scoregrad.estimators.base import CostFunction, base_distribution, check_num_samples, evaluate_cost
+from scoregrad.sampling import Sampler
+from scoregrad.surrogate import inject_gradient
+
+__all__ = [
+    "ARM",
+    "DisARM",
+    "GumbelSoftmax",
+    "StraightThrough",
+    "uniform_like",
+    "logistic_logits",
+    "conditional_logistic_logits",
+    "gumbel_softmax_relaxation",
+]
+
+
+def uniform_like(shape: torch.Size | tuple[int, ...], like: Tensor) -> Tensor:
+    """Uniform(0, 1) noise of ``shape`` with ``like``'s dtype and device, strictly inside (0, 1)."""
+    tiny = torch.finfo(like.dtype).tiny
+    return torch.rand(shape, dtype=like.dtype, device=like.device).clamp(
+        tiny, 1 - torch.finfo(like.dtype).eps
+    )
+
+
+def logistic_logits(logits: Tensor, u: Tensor) -> Tensor:
+    """``z = logits + log u - log(1 - u)``: Bernoulli's reparameterisation, ``b = 1[z > 0]``."""
+    return logits + torch.log(u) - torch.log1p(-u)
+
+
+def conditional_logistic_logits(logits: Tensor, b: Tensor, v: Tensor) -> Tensor:
+    """``z ~ p(z | b)``: the logistic ``z`` conditioned on the sign that gave ``b`` (REBAR, Tucker et al., 2017).
+
+    With ``theta = sigmoid(logits)``: ``u' = 1 - theta + v theta`` if ``b = 1`` else ``u' = v (1 - theta)``.
+    """
+    theta = torch.sigmoid(logits)
+    u = torch.where(b > 0.5, 1 - theta + v * theta, v * (1 - theta))
+    eps = torch.finfo(u.dtype).eps
+    return logistic_logits(logits, u.clamp(eps, 1 - eps))
+
+
+def gumbel_softmax_relaxation(
+    logits: Tensor, temperature: float | Tensor, gumbel: Tensor | None = None
+) -> Tensor:
+    """``softmax((logits + g) / temperature)`` over the last dim, with Gumbel noise ``g``."""
+    if gumbel is None:
+        gumbel = -torch.log(-torch.log(uniform_like(logits.shape, logits)))
+    return F.softmax((logits + gumbel) / temperature, dim=-1)
+
+
+def _bernoulli_logits(dist: Distribution, estimator: str) -> Tensor:
+    base, _ = base_distribution(dist)
+    if not isinstance(base, Bernoulli):
+        raise TypeError(
+            f"estimator {estimator!r} is for Bernoulli variables (or Independent(Bernoulli)); got "
+            f"{type(dist).__name__}"
+            + (f" of {type(base).__name__}" if base is not dist else "")
+            + ". Use 'score_function' for other distributions"
+        )
+    return base.logits
+
+
+def _antithetic_pair_estimate(
+    f: CostFunction, dist: Distribution, num_samples: int, estimator: str, pair_weight
+) -> Tensor:
+    """Shared body of ARM and DisARM: draw ``num_samples / 2`` uniforms, evaluate ``f`` on both
+    members of each pair, and inject ``mean(pair_weight(...))`` as the gradient of the logits."""
+    check_num_samples(num_samples, estimator, minimum=2, even=True)
+    logits = _bernoulli_logits(dist, estimator)
+    pairs = num_samples // 2
+    batch_ndim = len(dist.batch_shape)
+    u = uniform_like((pairs, *logits.shape), logits)
+    first, second, weight_of = pair_weight(logits.detach(), u)
+    samples = torch.cat([first, second], 0)
+    values = evaluate_cost(f, samples, torch.Size([num_samples]) + dist.batch_shape, logits.dtype)
+    difference = (values[:pairs] - values[pairs:]).detach()
+    difference = difference.reshape(difference.shape + (1,) * (logits.dim() - batch_ndim))
+    gradient = (difference * weight_of).mean(0)
+    return values.mean(0) + inject_gradient(logits, gradient, batch_ndim)
+
+
+class ARM:
+    """Augment-REINFORCE-Merge for Bernoulli logits (Yin & Zhou, 2019): unbiased.
+
+    ``g = (f(1[u > sigmoid(-phi)]) - f(1[u < sigmoid(phi)])) (u - 1/2)`` per pair.
+    """
+
+    name = "arm"
+
+    def __repr__(self) -> str:
+        return "ARM()"
+
+    @staticmethod
+    def _pair(logits: Tensor, u: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        first = (u > torch.sigmoid(-logits)).to(logits.dtype)
+        second = (u < torch.sigmoid(logits)).to(logits.dtype)
+        return first, second, u - 0.5
+
+    def __call__(
+        self,
+        f: CostFunction,
+        dist: Distribution,
+        num_samples: int,
+        *,
+        sampler: Sampler | None = None,
+        context: Any = None,
+    ) -> Tensor:
+        return _antithetic_pair_estimate(f, dist, num_samples, self.name, self._pair)
+
+
+class DisARM:
+    """DisARM for Bernoulli logits (Dong, Mnih & Tucker, 2020): unbiased, never worse than ARM.
+
+    With ``b = 1[u < sigmoid(phi)]`` and its antithetic ``b~ = 1[1 - u < sigmoid(phi)]``:
+    ``g = 1/2 (f(b) - f(b~)) (-1)^{b~} 1[b != b~] sigmoid(|phi|)`` per pair. A single variable at
+    ``phi = 0`` gets a zero-variance estimate.
+    """
+
+    name = "disarm"
+
+    def __repr__(self) -> str:
+        return "DisARM()"
+
+    @staticmethod
+    def _pair(logits: Tensor, u: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        probability = torch.sigmoid(logits)
+        first = (u < probability).to(logits.dtype)
+        second = (1 - u < probability).to(logits.dtype)
+        sign = 1 - 2 * second
+        weight = 0.5 * sign * (first != second).to(logits.dtype) * torch.sigmoid(logits.abs())
+        return first, second, weight
+
+    def __call__(
+        self,
+        f: CostFunction,
+        dist: Distribution,
+        num_samples: int,
+        *,
+        sampler: Sampler | None = None,
+        context: Any = None,
+    ) -> Tensor:
+        return _antithetic_pair_estimate(f, dist, num_samples, self.name, self._pair)
+
+
+def _relaxed_sample(
+    dist: Distribution, num_samples: int, temperature: float, estimator: str
+) -> tuple[Tensor, Tensor]:
+    """(relaxed, hard) samples for Bernoulli or OneHotCategorical (and Independent of them)."""
+    base, _ = base_distribution(dist)
+    if isinstance(base, Bernoulli):
+        logits = base.logits
+        z = logistic_logits(logits, uniform_like((num_samples, *logits.shape), logits))
+        relaxed = torch.sigmoid(z / temperature)
+        return relaxed, (z > 0).to(logits.dtype)
+    if isinstance(base, OneHotCategorical):
+        logits = base.logits
+        relaxed = gumbel_softmax_relaxation(logits.expand(num_samples, *logits.shape), temperature)
+        hard = F.one_hot(relaxed.argmax(-1), logits.shape[-1]).to(logits.dtype)
+        return relaxed, hard
+    hint = (
+        " (use OneHotCategorical with the same logits: its samples can be relaxed)"
+        if isinstance(base, Categorical)
+        else ""
+    )
+    raise TypeError(
+        f"estimator {estimator!r} needs Bernoulli or OneHotCategorical samples to relax; got {type(dist).__name__}{hint}"
+    )
+
+
+class GumbelSoftmax:
+    """Gumbel-softmax / binary Concrete relaxation: **biased**, low variance; ``f`` sees relaxed samples.
+
+    Args:
+        temperature: relaxation temperature; lower is less biased and noisier.
+    """
+
+    name = "gumbel_softmax"
+
+    def __init__(self, temperature: float = 1.0) -> None:
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        self.temperature = temperature
+
+    def __repr__(self) -> str:
+        return f"GumbelSoftmax(temperature={self.temperature})"
+
+    def __call__(
+        self,
+        f: CostFunction,
+        dist: Distribution,
+        num_samples: int,
+        *,
+        sampler: Sampler | None = None,
+        context: Any = None,
+    ) -> Tensor:
+        check_num_samples(num_samples, self.name)
+        relaxed, _ = _relaxed_sample(dist, num_samples, self.temperature, self.name)
+        return evaluate_cost(f, relaxed, torch.Size([num_samples]) + dist.batch_shape, relaxed.dtype).mean(0)
+
+
+class StraightThrough:
+    """Straight-through Gumbel: hard samples forward, the relaxation's gradient backward. **Biased**.
+
+    The forward value is ``f`` at exact samples, so the value (not the gradient) is unbiased.
+    """
+
+    name = "straight_through"
+
+    def __init__(self, temperature: float = 1.0) -> None:
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        self.temperature = temperature
+
+    def __repr__(self) -> str:
+        return f"StraightThrough(temperature={self.temperature})"
+
+    def __call__(
+        self,
+        f: CostFunction,
+        dist: Distribution,
+        num_samples: int,
+        *,
+        sampler: Sampler | None = None,
+        context: Any = None,
+    ) -> Tensor:
+        check_num_samples(num_samples, self.name)
+        relaxed, hard = _relaxed_sample(dist, num_samples, self.temperature, self.name)
+        samples = hard + relaxed - relaxed.detach()
+        return evaluate_cost(f, samples, torch.Size([num_samples]) + dist.batch_shape, samples.dtype).mean(0)

@@ -1,0 +1,153 @@
+"""Samplers: how the ``num_samples`` points of a Monte Carlo estimate are drawn.
+
+Every sampler returns samples of shape ``(num_samples, *batch_shape, *event_shape)`` whose
+marginal distribution is exactly the target's, so every estimator stays unbiased. They differ in
+how the points are coupled:
+
+* ``iid``: independent draws (``dist.sample`` / ``dist.rsample``).
+* ``antithetic``: pairs ``(x, 2 m - x)`` reflected through the centre ``m`` of a symmetric
+  distribution (Normal, Laplace, Uniform, StudentT, Cauchy, MultivariateNormal and ``Independent``
+  products of them). Needs an even ``num_samples``.
+* ``sobol``: randomised quasi-Monte-Carlo. A scrambled Sobol sequence gives points that are each
+  uniform on the unit cube, mapped through the inverse CDF (``icdf``); the scrambling seed is
+  drawn from torch's generator, so ``torch.manual_seed`` makes it reproducible (Owen, 1997).
+
+Baselines that use the other samples of the same call (leave-one-out, optimal) assume
+independent samples and are refused with coupled samplers.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+from torch.distributions import (
+    Cauchy,
+    Distribution,
+    Independent,
+    Laplace,
+    LowRankMultivariateNormal,
+    MultivariateNormal,
+    Normal,
+    StudentT,
+    Uniform,
+)
+
+__all__ = ["Sampler", "IID", "Antithetic", "Sobol", "resolve_sampler", "SAMPLERS"]
+
+
+@runtime_checkable
+class Sampler(Protocol):
+    """``sampler.sample(dist, num_samples, reparameterized) -> (num_samples, *batch, *event)``."""
+
+    #: False when samples are coupled, so leave-one-out style baselines would be biased.
+    independent: bool
+
+    def sample(self, dist: Distribution, num_samples: int, reparameterized: bool) -> Tensor: ...
+
+
+class IID:
+    """Independent draws from the distribution."""
+
+    independent = True
+
+    def sample(self, dist: Distribution, num_samples: int, reparameterized: bool) -> Tensor:
+        shape = torch.Size([num_samples])
+        return dist.rsample(shape) if reparameterized else dist.sample(shape)
+
+    def __repr__(self) -> str:
+        return "IID()"
+
+
+_SYMMETRIC = (Normal, Laplace, Uniform, StudentT, Cauchy, MultivariateNormal, LowRankMultivariateNormal)
+
+
+def _centre(dist: Distribution) -> Tensor:
+    """The point of symmetry of a symmetric distribution, or a TypeError naming the family."""
+    if isinstance(dist, Independent):
+        return _centre(dist.base_dist)
+    if isinstance(dist, Uniform):
+        return (dist.low + dist.high) / 2
+    if isinstance(dist, _SYMMETRIC):
+        return dist.loc
+    raise TypeError(
+        f"sampler 'antithetic' needs a distribution symmetric about its centre "
+        f"({', '.join(c.__name__ for c in _SYMMETRIC)}, or Independent of them); got {type(dist).__name__}. "
+        "Use sampler='iid', or 'sobol' for families with icdf"
+    )
+
+
+class Antithetic:
+    """Antithetic pairs ``x`` and ``2 * centre - x`` for symmetric distributions."""
+
+    independent = False
+
+    def sample(self, dist: Distribution, num_samples: int, reparameterized: bool) -> Tensor:
+        if num_samples % 2:
+            raise ValueError(f"sampler 'antithetic' needs an even num_samples, got {num_samples}")
+        centre = _centre(dist)
+        half = IID().sample(dist, num_samples // 2, reparameterized)
+        if not reparameterized:
+            centre = centre.detach()
+        return torch.cat([half, 2 * centre - half], dim=0)
+
+    def __repr__(self) -> str:
+        return "Antithetic()"
+
+
+class Sobol:
+    """Randomised quasi-Monte-Carlo: scrambled Sobol points through the inverse CDF.
+
+    Works for distributions with ``icdf`` (Normal, Laplace, Cauchy, Uniform, Exponential, ...) and
+    ``Independent`` products of them. Each call draws a fresh scrambling seed from torch's
+    generator. The dimension is ``prod(batch_shape) * prod(event_shape)``, at most 21201.
+    """
+
+    independent = False
+
+    def sample(self, dist: Distribution, num_samples: int, reparameterized: bool) -> Tensor:
+        base = dist.base_dist if isinstance(dist, Independent) else dist
+        shape = dist.batch_shape + dist.event_shape
+        dimension = max(1, shape.numel())
+        if dimension > torch.quasirandom.SobolEngine.MAXDIM:
+            raise ValueError(
+                f"sampler 'sobol': batch and event size {dimension} exceeds SobolEngine's maximum "
+                f"{torch.quasirandom.SobolEngine.MAXDIM}; use sampler='iid'"
+            )
+        seed = int(torch.randint(0, 2**31 - 1, ()).item())
+        engine = torch.quasirandom.SobolEngine(dimension, scramble=True, seed=seed)
+        dtype = base.mean.dtype if base.mean.is_floating_point() else torch.get_default_dtype()
+        u = engine.draw(num_samples, dtype=torch.float64).to(dtype=dtype, device=base.mean.device)
+        # Keep away from 0 and 1, where icdf is infinite.
+        tiny = torch.finfo(dtype).eps
+        u = u.clamp(tiny, 1 - tiny).reshape((num_samples, *shape))
+        try:
+            x = base.icdf(u)
+        except NotImplementedError as error:
+            raise TypeError(
+                f"sampler 'sobol' needs icdf; {type(base).__name__} has none. Use sampler='iid' (or 'antithetic' "
+                "for symmetric families)"
+            ) from error
+        return x if reparameterized else x.detach()
+
+    def __repr__(self) -> str:
+        return "Sobol()"
+
+
+SAMPLERS = {"iid": IID, "antithetic": Antithetic, "sobol": Sobol}
+
+
+def resolve_sampler(sampler: str | Sampler | None) -> Sampler:
+    """Turn a name (``"iid"``, ``"antithetic"``, ``"sobol"``) or object into a sampler."""
+    if sampler is None:
+        return IID()
+    if isinstance(sampler, str):
+        if sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)}")
+        return SAMPLERS[sampler]()
+    if isinstance(sampler, Sampler):
+        return sampler
+    raise TypeError(
+        f"sampler must be a name or an object with .sample(dist, num_samples, reparameterized); got {sampler!r}"
+    )
