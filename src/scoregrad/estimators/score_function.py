@@ -130,7 +130,7 @@ class ScoreFunction:
             values = evaluate_cost(f, samples, leading, log_prob.dtype)
             per_sample = magic_box(log_prob) * values
             batch_ndim = 1 + len(dist.batch_shape)
-            for param, score in zip(params, scores):
+            for param, score in zip(params, scores, strict=True):
                 coefficient = Optimal.coefficients(values, score.square())
                 per_sample = per_sample + inject_gradient(param, -coefficient * score, batch_ndim)
             return per_sample.mean(0)
