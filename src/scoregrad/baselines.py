@@ -7,7 +7,7 @@ when ``b`` tracks ``f``.
 
 One protocol serves them all: a baseline is called with the sampled costs ``values`` of shape
 ``(num_samples, *batch_shape)`` and returns ``(b, fit_loss)``: ``b`` has the shape of ``values``
-(or broadcasts to it), and ``fit_loss`` is a scalar the library adds to the surrogate with zero
+(or broadcasts to it), and ``fit_loss`` (one per batch element, or a scalar) is what the library adds to the surrogate with zero
 forward value so that one ``backward()`` also trains a learned baseline (or ``None``).
 
 Which orders of derivative stay unbiased (single stochastic node, DiCE surrogate):
@@ -205,8 +205,8 @@ class Learned:
     Args:
         model: an ``nn.Module`` or callable. It is called as ``model(context)`` when the caller
             passes a context (the input of an amortised model, say) and as ``model()`` otherwise,
-            and must return a tensor broadcastable to ``values`` (``(*batch_shape)`` or
-            ``(num_samples, *batch_shape)``).
+            and must return a tensor broadcastable to ``values`` (``(*batch_shape)``, ``(*batch_shape, 1)``
+            or ``(num_samples, *batch_shape)``).
 
     The squared error is returned as ``fit_loss``; scoregrad adds it to the surrogate with zero
     forward value, so ``loss.backward()`` trains the baseline's parameters alongside the model and an
@@ -221,17 +221,19 @@ class Learned:
         self.model = model
 
     def __call__(self, values: Tensor, *, context: Any = None) -> tuple[Tensor | None, Tensor | None]:
-        prediction = self.model(context) if context is not None else self.model()
-        prediction = torch.as_tensor(prediction)
+        prediction = torch.as_tensor(self.model(context) if context is not None else self.model())
+        if prediction.dim() == values.dim() and prediction.shape[-1] == 1 and values.shape[-1] != 1:
+            prediction = prediction.squeeze(-1)  # an nn.Linear(..., 1) head: (*batch_shape, 1)
         try:
-            prediction_b = torch.broadcast_to(prediction, values.shape)
+            prediction = torch.broadcast_to(prediction, values.shape)
         except RuntimeError as error:
             raise ValueError(
                 f"Learned baseline returned shape {tuple(prediction.shape)}, which does not broadcast to the "
                 f"values' shape {tuple(values.shape)} (num_samples, *batch_shape)"
             ) from error
-        fit_loss = (values.detach() - prediction_b).pow(2).mean()
-        return prediction_b.detach(), fit_loss
+        # One regression loss per batch element, like the estimate it is added to.
+        fit_loss = (values.detach() - prediction).pow(2).mean(0)
+        return prediction.detach(), fit_loss
 
     def __repr__(self) -> str:
         return f"Learned({self.model!r})"

@@ -8,9 +8,9 @@ how the points are coupled:
 * ``antithetic``: pairs ``(x, 2 m - x)`` reflected through the centre ``m`` of a symmetric
   distribution (Normal, Laplace, Uniform, StudentT, Cauchy, MultivariateNormal and ``Independent``
   products of them). Needs an even ``num_samples``.
-* ``sobol``: randomised quasi-Monte-Carlo. A scrambled Sobol sequence gives points that are each
-  uniform on the unit cube, mapped through the inverse CDF (``icdf``); the scrambling seed is
-  drawn from torch's generator, so ``torch.manual_seed`` makes it reproducible (Owen, 1997).
+* ``sobol``: randomised quasi-Monte-Carlo. A randomly shifted Sobol point set gives points that
+  are each uniform on the unit cube, mapped through the inverse CDF (``icdf``); the shift comes
+  from torch's generator, so ``torch.manual_seed`` makes it reproducible.
 
 Baselines that use the other samples of the same call (leave-one-out, optimal) assume
 independent samples and are refused with coupled samplers.
@@ -97,37 +97,45 @@ class Antithetic:
 
 
 class Sobol:
-    """Randomised quasi-Monte-Carlo: scrambled Sobol points through the inverse CDF.
+    """Randomised quasi-Monte-Carlo: a Sobol point set, randomly shifted, through the inverse CDF.
 
-    Works for distributions with ``icdf`` (Normal, Laplace, Cauchy, Uniform, Exponential, ...) and
-    ``Independent`` products of them. Each call draws a fresh scrambling seed from torch's
-    generator. The dimension is ``prod(batch_shape) * prod(event_shape)``, at most 21201.
+    The ``num_samples`` points of each batch element are the first points of a Sobol sequence of
+    dimension ``prod(event_shape)``, shifted modulo 1 by a uniform vector drawn independently for
+    every batch element (Cranley & Patterson, 1976). Each point is then exactly uniform, so the
+    estimate is unbiased, and batch elements stay independent. Works for distributions with
+    ``icdf`` (Normal, Laplace, Cauchy, Uniform, Exponential, ...) and ``Independent`` products.
+    Powers of two for ``num_samples`` balance the point set best.
     """
 
     independent = False
 
     def sample(self, dist: Distribution, num_samples: int, reparameterized: bool) -> Tensor:
         base = dist.base_dist if isinstance(dist, Independent) else dist
-        shape = dist.batch_shape + dist.event_shape
-        dimension = max(1, shape.numel())
+        dimension = max(1, dist.event_shape.numel())
         if dimension > torch.quasirandom.SobolEngine.MAXDIM:
             raise ValueError(
-                f"sampler 'sobol': batch and event size {dimension} exceeds SobolEngine's maximum "
+                f"sampler 'sobol': event size {dimension} exceeds SobolEngine's maximum "
                 f"{torch.quasirandom.SobolEngine.MAXDIM}; use sampler='iid'"
             )
-        seed = int(torch.randint(0, 2**31 - 1, ()).item())
-        engine = torch.quasirandom.SobolEngine(dimension, scramble=True, seed=seed)
-        dtype = base.mean.dtype if base.mean.is_floating_point() else torch.get_default_dtype()
-        u = engine.draw(num_samples, dtype=torch.float64).to(dtype=dtype, device=base.mean.device)
+        mean = base.mean
+        dtype = mean.dtype if mean.is_floating_point() else torch.get_default_dtype()
+        points = torch.quasirandom.SobolEngine(dimension, scramble=False).draw(
+            num_samples, dtype=torch.float64
+        )
+        shift = torch.rand((*dist.batch_shape, dimension), dtype=torch.float64)
+        u = torch.remainder(
+            points.reshape(num_samples, *(1,) * len(dist.batch_shape), dimension) + shift, 1.0
+        )
         # Keep away from 0 and 1, where icdf is infinite.
         tiny = torch.finfo(dtype).eps
-        u = u.clamp(tiny, 1 - tiny).reshape((num_samples, *shape))
+        u = u.to(dtype=dtype, device=mean.device).clamp(tiny, 1 - tiny)
+        u = u.reshape((num_samples, *dist.batch_shape, *dist.event_shape))
         try:
             x = base.icdf(u)
         except NotImplementedError as error:
             raise TypeError(
-                f"sampler 'sobol' needs icdf; {type(base).__name__} has none. Use sampler='iid' (or 'antithetic' "
-                "for symmetric families)"
+                f"sampler 'sobol' needs icdf; {type(base).__name__} has none. Use sampler='iid' "
+                "(or 'antithetic' for symmetric families)"
             ) from error
         return x if reparameterized else x.detach()
 

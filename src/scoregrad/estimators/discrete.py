@@ -87,8 +87,8 @@ def _antithetic_pair_estimate(
 ) -> Tensor:
     """Shared body of ARM and DisARM: draw ``num_samples / 2`` uniforms, evaluate ``f`` on both
     members of each pair, and inject ``mean(pair_weight(...))`` as the gradient of the logits."""
-    check_num_samples(num_samples, estimator, minimum=2, even=True)
     logits = _bernoulli_logits(dist, estimator)
+    check_num_samples(num_samples, estimator, minimum=2, even=True)
     pairs = num_samples // 2
     batch_ndim = len(dist.batch_shape)
     u = uniform_like((pairs, *logits.shape), logits)

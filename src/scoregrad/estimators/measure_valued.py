@@ -103,7 +103,7 @@ class MeasureValued:
             flat = variants.reshape(coordinates * n, *batch_shape, *event_shape)
             costs = evaluate_cost(f, flat, torch.Size([coordinates * n]) + batch_shape, dtype)
             costs = costs.detach().reshape(coordinates, n, *batch_shape).mean(1)  # (C, *batch)
-            return costs.reshape(coordinates, -1).T.reshape(*batch_shape, *event_shape)
+            return costs.reshape(coordinates, -1).T.reshape(batch_shape + event_shape)
 
         shape = sample.shape
         if isinstance(base, Normal):
