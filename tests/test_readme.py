@@ -13,7 +13,7 @@ SECTIONS_THAT_RUN = ("Quick start", "Diagnostics")
 
 def python_blocks_by_section() -> list[tuple[str, str]]:
     blocks, heading = [], ""
-    for part in re.split(r"(^#+ .*$|```python\n.*?```)", README.read_text(), flags=re.M | re.S):
+    for part in re.split(r"(^#+ [^\n]*$|```python\n.*?```)", README.read_text(), flags=re.M | re.S):
         if part.startswith("#"):
             heading = part.lstrip("#").strip()
         elif part.startswith("```python"):
