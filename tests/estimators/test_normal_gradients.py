@@ -168,3 +168,19 @@ def test_antithetic_pairs_cancel_a_linear_pathwise_gradient():
     )
     assert draws[:, 0].var() < 1e-10
     assert_unbiased(draws, exact_gradient("square", 2.0))
+
+
+def test_coupling_the_measure_valued_parts_reduces_variance_and_both_are_unbiased():
+    f = FUNCTIONS["square"][0](2.0)
+    coupled = gradient_draws(sg.MeasureValued(coupled=True), f, 100_000)
+    independent = gradient_draws(sg.MeasureValued(coupled=False), f, 100_000)
+    assert_unbiased(independent, exact_gradient("square", 2.0), what="uncoupled measure-valued")
+    # d/dmu of (x - 2)^2 at mu = sigma = 1, with W, W' ~ Rayleigh and c = 1/sqrt(2 pi):
+    # coupled c (f(1 + W) - f(1 - W)) = -4 c W; independent c (W^2 - 2W - W'^2 - 2W').
+    # Rayleigh moments: E W = sqrt(pi/2), E W^2 = 2, E W^3 = 3 sqrt(pi/2), E W^4 = 8.
+    c2, ew = 1 / (2 * math.pi), math.sqrt(math.pi / 2)
+    var_w, var_w2, cov_w2_w = 2 - ew**2, 8 - 4, 3 * ew - 2 * ew
+    assert_variance_close(coupled[:, 0], c2 * 16 * var_w, what="coupled d/dmu")
+    uncoupled_variance = c2 * ((var_w2 + 4 * var_w - 4 * cov_w2_w) + (var_w2 + 4 * var_w + 4 * cov_w2_w))
+    assert_variance_close(independent[:, 0], uncoupled_variance, what="independent d/dmu")
+    assert coupled[:, 1].var() < 0.5 * independent[:, 1].var(), (coupled.var(0), independent.var(0))
