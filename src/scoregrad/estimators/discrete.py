@@ -204,7 +204,10 @@ class GumbelSoftmax:
         self.temperature = temperature
 
     def __repr__(self) -> str:
-        return f"GumbelSoftmax(temperature={self.temperature})"
+        return f"{type(self).__name__}(temperature={self.temperature})"
+
+    def _samples(self, relaxed: Tensor, hard: Tensor) -> Tensor:
+        return relaxed
 
     def __call__(
         self,
@@ -216,11 +219,11 @@ class GumbelSoftmax:
         context: Any = None,
     ) -> Tensor:
         check_num_samples(num_samples, self.name)
-        relaxed, _ = _relaxed_sample(dist, num_samples, self.temperature, self.name)
-        return evaluate_cost(f, relaxed, torch.Size([num_samples]) + dist.batch_shape, relaxed.dtype).mean(0)
+        samples = self._samples(*_relaxed_sample(dist, num_samples, self.temperature, self.name))
+        return evaluate_cost(f, samples, torch.Size([num_samples]) + dist.batch_shape, samples.dtype).mean(0)
 
 
-class StraightThrough:
+class StraightThrough(GumbelSoftmax):
     """Straight-through Gumbel: hard samples forward, the relaxation's gradient backward. **Biased**.
 
     The forward value is ``f`` at exact samples, so the value (not the gradient) is unbiased.
@@ -228,24 +231,5 @@ class StraightThrough:
 
     name = "straight_through"
 
-    def __init__(self, temperature: float = 1.0) -> None:
-        if temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
-        self.temperature = temperature
-
-    def __repr__(self) -> str:
-        return f"StraightThrough(temperature={self.temperature})"
-
-    def __call__(
-        self,
-        f: CostFunction,
-        dist: Distribution,
-        num_samples: int,
-        *,
-        sampler: Sampler | None = None,
-        context: Any = None,
-    ) -> Tensor:
-        check_num_samples(num_samples, self.name)
-        relaxed, hard = _relaxed_sample(dist, num_samples, self.temperature, self.name)
-        samples = hard + relaxed - relaxed.detach()
-        return evaluate_cost(f, samples, torch.Size([num_samples]) + dist.batch_shape, samples.dtype).mean(0)
+    def _samples(self, relaxed: Tensor, hard: Tensor) -> Tensor:
+        return hard + relaxed - relaxed.detach()
