@@ -325,7 +325,7 @@ def unordered_set_weights(log_p: Tensor) -> tuple[Tensor, Tensor]:
     for s in range(k):
         members = everyone.clone()
         members[s] = False
-        without.append(_set_probability(p, rest + p[s], members, perms))
+        without.append(_set_probability(p, rest, members, perms))
     p_without = torch.stack(without)  # (k, *batch)
     ratio = p_without / p_set
     second = torch.ones((k, k) + tuple(p.shape[1:]), dtype=p.dtype)
@@ -335,7 +335,7 @@ def unordered_set_weights(log_p: Tensor) -> tuple[Tensor, Tensor]:
                 continue
             members = everyone.clone()
             members[s] = members[t] = False
-            second[s, t] = _set_probability(p, rest + p[s] + p[t], members, perms) / p_without[s]
+            second[s, t] = _set_probability(p, rest, members, perms) / p_without[s]
     return ratio, second
 
 
