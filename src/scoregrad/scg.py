@@ -52,7 +52,7 @@ from __future__ import annotations
 import itertools
 import math
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -200,18 +200,31 @@ class RELAX:
     Args:
         control: ``nn.Module`` mapping relaxed samples ``(n, *batch_shape, *event_shape)`` to
             ``(n, *batch_shape)`` (or ``(n, *batch_shape, 1)``); called as ``control(relaxed, context)``
-            when the node has a ``context``.
+            when the node has a ``context``. A plain callable needs ``parameters``.
         temperature: initial relaxation temperature (learned in log space).
+        parameters: the control's trainable tensors, when ``control`` is not an ``nn.Module``. Keep
+            the model's own parameters out: the variance loss would be injected into them.
     """
 
     name = "relax"
 
-    def __init__(self, control: nn.Module | Callable[..., Tensor], temperature: float = 0.5) -> None:
+    def __init__(
+        self,
+        control: nn.Module | Callable[..., Tensor],
+        temperature: float = 0.5,
+        parameters: Iterable[Tensor] | None = None,
+    ) -> None:
         if temperature <= 0:
             raise ValueError(f"RELAX: temperature must be positive, got {temperature}")
         if not callable(control):
             raise TypeError(f"RELAX: control must be an nn.Module or callable, got {type(control).__name__}")
+        if parameters is None and not isinstance(control, nn.Module) and type(self) is RELAX:
+            raise TypeError(
+                "RELAX: the control is not an nn.Module, so its trainable tensors cannot be found; pass them as "
+                "parameters=[...] (or parameters=[] for a fixed control)"
+            )
         self.control = control
+        self._parameters = None if parameters is None else list(parameters)
         self.log_temperature = nn.Parameter(torch.tensor(math.log(temperature)))
 
     def control_value(self, relaxed: Tensor, context: Any) -> Tensor:
@@ -220,7 +233,9 @@ class RELAX:
     def parameters(self) -> Iterator[nn.Parameter]:
         """The control variate's parameters and the log-temperature (for an optimizer)."""
         yield self.log_temperature
-        if isinstance(self.control, nn.Module):
+        if self._parameters is not None:
+            yield from self._parameters
+        elif isinstance(self.control, nn.Module):
             yield from self.control.parameters()
 
     def __repr__(self) -> str:
@@ -866,7 +881,13 @@ class StochasticGraph:
                     f"node {node.name!r}: baseline {node.baseline!r} uses the other samples of the node's plate; "
                     "give the node num_samples >= 2"
                 )
-            baseline, fit_loss = node.baseline(values, context=node.context)
+            # The baseline protocol takes (num_samples, *batch_shape): give plate-less nodes a plate of one.
+            own_plate = node.plate is not None
+            baseline, fit_loss = node.baseline(
+                values if own_plate else values.unsqueeze(0), context=node.context
+            )
+            if baseline is not None and not own_plate:
+                baseline = torch.broadcast_to(baseline, (1, *node.shape)).squeeze(0)
             total = zero
             if baseline is not None:
                 total = finish((1.0 - magic_box(node.log_prob)) * baseline.detach(), own_plate=True)

@@ -232,15 +232,13 @@ FIRST_ORDER = {
 def test_chain_first_order_estimators_at_the_root_are_unbiased(name):
     estimator, n = FIRST_ORDER[name]
     if name == "relax":
-        estimator = scg.RELAX(nn.Sequential(nn.Linear(1, 8), nn.Tanh(), nn.Linear(8, 1)))
+        # The control sees each relaxed sample as a 1-vector.
+        net = nn.Sequential(nn.Linear(1, 8), nn.Tanh(), nn.Linear(8, 1))
+        estimator = scg.RELAX(lambda soft: net(soft.unsqueeze(-1)).squeeze(-1), parameters=net.parameters())
     if name == "rebar":
         # The relaxed cost of z1 alone: a differentiable stand-in for the downstream costs.
         estimator = scg.REBAR(lambda soft: (soft - 0.3) ** 2 + 2.0 * soft * 0.5)
     estimators = [(estimator, None, n), (None, "moving_average", None), (None, None, None)]
-    if name == "relax":
-        # The control sees each relaxed sample as a 1-vector.
-        control = estimator.control
-        estimator.control = lambda soft: control(soft.unsqueeze(-1)).squeeze(-1)
     _, grad, _ = exact_derivatives(exact_chain, THETA)
     run_chain(THETA.repeat(8, 1), estimators)
     _, grads, _ = gradient_and_hessian_draws(
