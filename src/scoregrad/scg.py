@@ -151,14 +151,25 @@ class _DependencyTracker(TorchFunctionMode):
         return out
 
 
-def _distribution_mask(tracker: _DependencyTracker, dist: Any, depth: int = 0) -> int:
-    """Nodes that a distribution's parameters depend on (walks ``Independent``/transformed bases)."""
+def _distribution_mask(tracker: _DependencyTracker, obj: Any, depth: int = 0) -> int:
+    """Nodes that a distribution's parameters depend on.
+
+    Walks the tensors in its ``__dict__`` and, a few levels deep, the objects it holds: the base of
+    ``Independent`` and ``TransformedDistribution``, transforms and their parameters, mixtures.
+    """
+    if isinstance(obj, Tensor):
+        return tracker.mask_of(obj)
+    if depth > 4:
+        return 0
+    if isinstance(obj, (list, tuple)):
+        items = obj
+    elif hasattr(obj, "__dict__") and not isinstance(obj, (nn.Module, type)):
+        items = list(vars(obj).values())
+    else:
+        return 0
     mask = 0
-    for value in vars(dist).values():
-        if isinstance(value, Tensor):
-            mask |= tracker.mask_of(value)
-        elif isinstance(value, Distribution) and depth < 4:
-            mask |= _distribution_mask(tracker, value, depth + 1)
+    for item in items:
+        mask |= _distribution_mask(tracker, item, depth + 1)
     return mask
 
 
@@ -535,8 +546,6 @@ class StochasticGraph:
                     "or pass sg.RELAX(control) / sg.REBAR(relaxed_cost)"
                 )
             estimator = ScoreFunction(baseline) if estimator == "score_function" else by_name[estimator]()
-        elif baseline is not None and not isinstance(estimator, ScoreFunction):
-            pass  # reported below, with the estimator's name
         if isinstance(estimator, ScoreFunction):
             chosen = estimator.baseline if baseline is None else resolve_baseline(baseline)
             if isinstance(chosen, Optimal):

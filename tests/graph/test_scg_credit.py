@@ -103,3 +103,16 @@ def test_independent_event_dims_and_pathwise_decoder_are_credited_to_the_latent(
     assert g.dependencies() == {"reconstruction": ["z"], "prior": []}
     g.surrogate().backward()
     assert decoder.weight.grad is not None and decoder.weight.grad.abs().sum() > 0
+
+
+def test_dependencies_through_transformed_distributions_and_pathwise_nodes():
+    from torch.distributions import AffineTransform, TransformedDistribution
+
+    with scg.graph() as g:
+        b = g.sample("b", Bernoulli(logits=torch.zeros(3)), 2)
+        shifted = TransformedDistribution(
+            Normal(torch.zeros(3), 1.0), [AffineTransform(loc=2 * b, scale=1.0)]
+        )
+        y = g.sample("y", shifted)  # pathwise by default, and a descendant of b through the transform
+        g.cost("y", y**2)
+    assert g.dependencies() == {"y": ["b", "y"]}
