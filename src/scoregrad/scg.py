@@ -344,8 +344,8 @@ def unordered_set_weights(log_p: Tensor) -> tuple[Tensor, Tensor]:
     k = log_p.shape[0]
     p = log_p.detach().double().exp()
     rest = (1 - p.sum(0)).clamp_min(0.0)
-    perms = torch.tensor(list(itertools.permutations(range(k))), dtype=torch.long)
-    everyone = torch.ones(k, dtype=torch.bool)
+    perms = torch.tensor(list(itertools.permutations(range(k))), dtype=torch.long, device=p.device)
+    everyone = torch.ones(k, dtype=torch.bool, device=p.device)
     p_set = _set_probability(p, rest, everyone, perms)
     without = []
     for s in range(k):
@@ -354,7 +354,7 @@ def unordered_set_weights(log_p: Tensor) -> tuple[Tensor, Tensor]:
         without.append(_set_probability(p, rest, members, perms))
     p_without = torch.stack(without)  # (k, *batch)
     ratio = p_without / p_set
-    second = torch.ones((k, k) + tuple(p.shape[1:]), dtype=p.dtype)
+    second = torch.ones((k, k) + tuple(p.shape[1:]), dtype=p.dtype, device=p.device)
     for s in range(k):
         for t in range(k):
             if s == t:
@@ -440,6 +440,7 @@ class StochasticGraph:
         self._costs: dict[str, _Term] = {}
         self._open = False
         self._used = False
+        self._surrogate: Tensor | None = None
 
     # -- context manager ------------------------------------------------------------------------
 
@@ -457,6 +458,10 @@ class StochasticGraph:
         self._tracker.__exit__(*exc)
 
     def _check_open(self, what: str) -> None:
+        if self._surrogate is not None:
+            raise RuntimeError(
+                f"g.{what} after g.surrogate(): the surrogate is built from what was registered before"
+            )
         if not self._open:
             raise RuntimeError(
                 f"g.{what} must be called inside `with sg.graph() as g:` (dependencies are tracked only there)"
@@ -758,6 +763,8 @@ class StochasticGraph:
         Learned baselines' regression losses and RELAX/REBAR variance losses are attached with zero
         forward value, so one ``backward()`` trains them too.
         """
+        if self._surrogate is not None:  # built once: baselines update their state when called
+            return self._surrogate
         if not self._costs:
             raise ValueError("the graph has no costs: register at least one with g.cost(name, tensor)")
         nodes = list(self._nodes.values())
@@ -768,11 +775,12 @@ class StochasticGraph:
             shape = torch.broadcast_shapes(*[t.value.shape for t in terms], *[node.shape for node in nodes])
             terms = [_Term(t.name, t.value.expand(shape), t.mask) for t in terms]
         terms = self._apply_vimco(terms, nodes)
-        total = torch.zeros((), dtype=terms[0].value.dtype)
+        total = terms[0].value.new_zeros(())
         for term in terms:
             total = total + self._reduce(self._weighted(term.value, term.mask, nodes), term.mask, nodes)
         for node in nodes:
             total = total + self._node_terms(node, terms, nodes)
+        self._surrogate = total
         return total
 
     def _plates(self, mask: int, ndim: int, nodes: list[_Node]) -> dict[int, str]:
@@ -828,7 +836,7 @@ class StochasticGraph:
 
     def _values(self, node: _Node, terms: list[_Term], nodes: list[_Node]) -> Tensor:
         """Each sample's downstream cost (detached), shape ``node.shape``: what the node's baseline tracks."""
-        values = torch.zeros(node.shape, dtype=terms[0].value.dtype)
+        values = terms[0].value.new_zeros(node.shape)
         keep = node.ancestors | node.bit
         for term in terms:
             if not term.mask & node.bit:
@@ -848,7 +856,7 @@ class StochasticGraph:
             if not mine:
                 continue
             allowed = node.ancestors | node.bit
-            log_weight = torch.zeros(node.shape, dtype=mine[0].value.dtype)
+            log_weight = mine[0].value.new_zeros(node.shape)
             mask = 0
             for term in mine:
                 if term.mask & ~allowed:
@@ -866,7 +874,7 @@ class StochasticGraph:
             # L_{-k}: w_k replaced by the geometric mean of the others (Mnih & Rezende, 2016, eq. 10).
             lw = log_weight.detach()
             others = (lw.sum(0, keepdim=True) - lw) / (k - 1)
-            eye = torch.eye(k, dtype=torch.bool).reshape((k, k) + (1,) * (lw.dim() - 1))
+            eye = torch.eye(k, dtype=torch.bool, device=lw.device).reshape((k, k) + (1,) * (lw.dim() - 1))
             replaced = torch.where(eye, others.unsqueeze(1), lw.unsqueeze(0))  # row j: w_j replaced
             node.extra["leave_one_out_bound"] = torch.logsumexp(replaced, 1) - math.log(k)
             terms = [t for t in terms if not t.mask & node.bit] + [_Term(f"vimco:{node.name}", -bound, mask)]
@@ -874,7 +882,7 @@ class StochasticGraph:
 
     def _node_terms(self, node: _Node, terms: list[_Term], nodes: list[_Node]) -> Tensor:
         """The node's own zero-valued terms: baselines, injected gradients, auxiliary losses."""
-        zero = torch.zeros((), dtype=terms[0].value.dtype)
+        zero = terms[0].value.new_zeros(())
         upstream = node.ancestors
 
         def finish(term: Tensor, own_plate: bool) -> Tensor:
@@ -950,7 +958,7 @@ class StochasticGraph:
             variance_loss = gradient.pow(2).sum()
             params = [p for p in config.parameters() if p.requires_grad]
             param_grads = torch.autograd.grad(variance_loss, params, allow_unused=True)
-        auxiliary = torch.zeros((), dtype=logits.dtype)
+        auxiliary = logits.new_zeros(())
         for param, grad in zip(params, param_grads, strict=True):
             if grad is not None:
                 auxiliary = auxiliary + inject_gradient(param, grad).sum()

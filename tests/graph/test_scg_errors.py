@@ -102,3 +102,13 @@ def test_core_estimator_objects_configure_nodes():
         g.cost("d", w)
     assert g.surrogate().shape == ()
     assert g.dependencies() == {"c": ["z"], "d": ["w"]}
+
+
+def test_surrogate_is_built_once_and_closes_the_graph():
+    with scg.graph() as g:
+        z = g.sample("z", Bernoulli(logits=torch.zeros(3)), 2, baseline="moving_average")
+        g.cost("c", z)
+        loss = g.surrogate()
+        assert g.surrogate() is loss  # a second call does not update the moving average again
+        with pytest.raises(RuntimeError, match="after g.surrogate"):
+            g.cost("late", z)
