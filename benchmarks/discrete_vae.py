@@ -54,7 +54,7 @@ class Config:
     """Our estimators to run (names in ESTIMATORS)."""
     storchastic: bool = True
     """Also run Storchastic's score function, ARM and DisARM in a subprocess."""
-    steps: int = 3000
+    steps: int = 20000
     """Optimizer steps per run (the same budget for every estimator)."""
     batch_size: int = 50
     """Minibatch size."""

@@ -112,3 +112,16 @@ def test_surrogate_is_built_once_and_closes_the_graph():
         assert g.surrogate() is loss  # a second call does not update the moving average again
         with pytest.raises(RuntimeError, match="after g.surrogate"):
             g.cost("late", z)
+
+
+def test_relaxation_nodes_return_hard_or_relaxed_samples_with_gradient():
+    """Straight-through and Gumbel-softmax nodes are pathwise through a relaxation (biased, for comparison)."""
+    logits = torch.zeros(4, requires_grad=True)
+    with scg.graph() as g:
+        hard = g.sample("hard", Bernoulli(logits=logits), 3, estimator="straight_through")
+        soft = g.sample("soft", Bernoulli(logits=logits), 3, estimator=sg.GumbelSoftmax(temperature=0.5))
+        g.cost("c", hard * 2.0 + soft)
+    assert set(hard.detach().unique().tolist()) <= {0.0, 1.0}
+    assert bool(((soft > 0) & (soft < 1)).all())
+    (grad,) = torch.autograd.grad(g.surrogate(), logits)
+    assert bool((grad != 0).all())
