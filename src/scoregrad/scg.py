@@ -820,10 +820,10 @@ class StochasticGraph:
             value = value.sum(sums, keepdim=True)
         return value.reshape(value.shape[lead:]).expand(shape)
 
-    def _weighted(self, value: Tensor, mask: int, nodes: list[_Node], exclude: int = 0) -> Tensor:
+    def _weighted(self, value: Tensor, mask: int, nodes: list[_Node]) -> Tensor:
         """DiCE: ``box(sum of score-function log-probs) * prod(exact / unordered-set weights) * value``."""
         log_prob = None
-        for index in _bits(mask & ~exclude):
+        for index in _bits(mask):
             node = nodes[index]
             if node.boxed:
                 lp = node.log_prob

@@ -9,7 +9,7 @@ import torch
 from torch.distributions import Bernoulli, Categorical, Independent
 
 from scoregrad import scg
-from tests.graph.test_scg_unbiased import exact_derivatives, gradient_and_hessian_draws
+from tests.graph.scg_helpers import exact_derivatives, gradient_and_hessian_draws
 from tests.helpers import assert_unbiased
 
 THETA = torch.tensor([0.3, -0.6, 0.8, -0.2])

@@ -15,7 +15,7 @@ import torch
 from torch.distributions import Bernoulli, Normal
 
 from scoregrad import scg
-from tests.graph.test_scg_unbiased import exact_derivatives, gradient_and_hessian_draws
+from tests.graph.scg_helpers import exact_derivatives, gradient_and_hessian_draws
 from tests.helpers import Z, assert_unbiased
 
 pyro = pytest.importorskip("pyro")

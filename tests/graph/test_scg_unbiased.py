@@ -18,6 +18,7 @@ from torch import nn
 from torch.distributions import Bernoulli, Categorical
 
 from scoregrad import scg
+from tests.graph.scg_helpers import exact_derivatives, gradient_and_hessian_draws
 from tests.helpers import assert_unbiased
 
 THETA = torch.tensor([0.4, -0.7, 0.9, 0.2])
@@ -65,28 +66,6 @@ def run_chain(theta_rows, estimators, warmup=False):
         for name, value in chain_costs(t, z1, z2, z3).items():
             g.cost(name, value)
     return g.surrogate()
-
-
-def gradient_and_hessian_draws(surrogate_fn, theta, second_order=True, replicates=R):
-    rows = theta.detach().repeat(replicates, 1).requires_grad_(True)
-    surrogate = surrogate_fn(rows)
-    (grad,) = torch.autograd.grad(surrogate, rows, create_graph=second_order)
-    if not second_order:
-        return surrogate, grad.detach(), None
-    hessian = torch.stack(
-        [torch.autograd.grad(grad[:, i].sum(), rows, retain_graph=True)[0] for i in range(theta.shape[0])], 1
-    )
-    return surrogate, grad.detach(), hessian
-
-
-def exact_derivatives(objective, theta):
-    theta = theta.clone().requires_grad_(True)
-    value = objective(theta)
-    (grad,) = torch.autograd.grad(value, theta, create_graph=True)
-    hessian = torch.stack(
-        [torch.autograd.grad(grad[i], theta, retain_graph=True)[0] for i in range(len(theta))]
-    )
-    return value.detach(), grad.detach(), hessian.detach()
 
 
 class Critic(nn.Module):
