@@ -529,6 +529,20 @@ def plot(results: dict, cfg: Config, path: Path) -> None:
     fig.savefig(path, dpi=90)
 
 
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring under each dataclass field (CleanRL style), for ``--help``."""
+    import ast
+    import inspect
+
+    body = ast.parse(inspect.getsource(cls)).body[0].body
+    docs = {}
+    for node, following in zip(body, body[1:], strict=False):
+        is_doc = isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)
+        if isinstance(node, ast.AnnAssign) and is_doc and isinstance(following.value.value, str):
+            docs[node.target.id] = " ".join(following.value.value.split())
+    return docs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -540,14 +554,18 @@ def main() -> None:
     parser.add_argument("--estimator", help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
     defaults = Config()
+    helps = field_docs(Config)
     for name, value in asdict(defaults).items():
         flag = "--" + name.replace("_", "-")
+        help_text = f"{helps.get(name, '')} (default: {value})"
         if isinstance(value, list):
-            parser.add_argument(flag, nargs="+", default=None)
+            parser.add_argument(flag, nargs="+", default=None, help=help_text)
         elif isinstance(value, bool):
-            parser.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=None)
+            parser.add_argument(
+                flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=None, help=help_text
+            )
         else:
-            parser.add_argument(flag, type=type(value), default=None)
+            parser.add_argument(flag, type=type(value), default=None, help=help_text)
     args = parser.parse_args()
     if args.storchastic_worker:
         storchastic_main(args)
