@@ -130,3 +130,29 @@ def test_unordered_set_weights_are_exact_for_every_set():
         value = (probs.detach() * ratio.float() * f[s]).sum()
         assert value.shape == ()
     torch.testing.assert_close(total, exact, atol=1e-5, rtol=1e-5)
+
+
+CHILD = torch.tensor([0.5, -1.0, 1.5, 0.0, -0.5])
+
+
+def exact_unordered_chain(t):
+    p1 = torch.softmax(categorical_logits(t), -1)
+    p2 = torch.sigmoid(CHILD + t[1])  # P(z2 = 1 | z1) for each z1
+    return (p1 * (VALUES + p2 * (2.0 - VALUES))).sum()
+
+
+def test_unordered_set_node_with_a_score_function_child_is_unbiased():
+    """The set's weights reach the child's costs; the child's baseline sees them detached."""
+
+    def surrogate_fn(rows):
+        with scg.graph() as g:
+            z1 = g.sample("z1", Categorical(logits=categorical_logits(rows)), 3, estimator="unordered_set")
+            z2 = g.sample("z2", Bernoulli(logits=CHILD[z1] + rows[:, 1]), baseline="moving_average")
+            g.cost("root", VALUES[z1])
+            g.cost("child", z2 * (2.0 - VALUES[z1]))
+        return g.surrogate()
+
+    _, grad, _ = exact_derivatives(exact_unordered_chain, THETA)
+    surrogate_fn(THETA.repeat(8, 1))
+    surrogate, grads, _ = gradient_and_hessian_draws(surrogate_fn, THETA, second_order=False)
+    assert_unbiased(grads, grad, "unordered set -> score function: gradient")
