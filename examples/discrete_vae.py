@@ -3,7 +3,7 @@
 The encoder samples 32 binary latents, the decoder reconstructs the digit, and the KL to the prior
 is in closed form. The graph finds by itself that only the reconstruction depends on the sample,
 so the latent's score term is weighted by the reconstruction alone (credit assignment), and each
-latent gets a leave-one-out baseline over its plate of 4 samples. About 10 seconds on one CPU core:
+latent gets a leave-one-out baseline over its plate of 4 samples. About 20 seconds on one CPU core:
 
     python examples/discrete_vae.py
     python examples/discrete_vae.py --estimator disarm --steps 3000
