@@ -34,6 +34,7 @@ __all__ = [
     "logistic_logits",
     "conditional_logistic_logits",
     "gumbel_softmax_relaxation",
+    "gumbel_top_k",
 ]
 
 
@@ -233,3 +234,22 @@ class StraightThrough(GumbelSoftmax):
 
     def _samples(self, relaxed: Tensor, hard: Tensor) -> Tensor:
         return hard + relaxed - relaxed.detach()
+
+
+def gumbel_top_k(logits: Tensor, k: int) -> Tensor:
+    """``k`` distinct categories drawn without replacement by the Gumbel-top-k trick.
+
+    Kool, van Hoof & Welling (2019), "Stochastic Beams and Where to Find Them": the indices of the ``k``
+    largest ``logits + Gumbel noise`` are a sample without replacement, in order.
+
+    Args:
+        logits: ``(*batch_shape, num_categories)``.
+        k: number of distinct categories, ``1 <= k <= num_categories``.
+
+    Returns:
+        Long tensor ``(k, *batch_shape)``.
+    """
+    if not 1 <= k <= logits.shape[-1]:
+        raise ValueError(f"gumbel_top_k: k must lie in [1, {logits.shape[-1]}], got {k}")
+    gumbel = -torch.log(-torch.log(uniform_like(logits.shape, logits)))
+    return (logits.detach() + gumbel).topk(k, dim=-1).indices.movedim(-1, 0)
