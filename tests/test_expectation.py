@@ -313,3 +313,16 @@ def test_moving_average_state_persists_and_uses_only_past_costs():
     per_element(torch.zeros(4, 2))
     with pytest.raises(ValueError, match="batch shape changed"):
         per_element(torch.zeros(4, 5))
+
+
+def test_categorical_fast_log_prob_matches_torch_in_value_and_gradient():
+    from scoregrad.estimators.base import sample_log_prob
+
+    logits = torch.randn(5, 7, 10, requires_grad=True)
+    dist = Categorical(logits=logits)
+    samples = dist.sample((4,))
+    fast, reference = sample_log_prob(dist, samples), dist.log_prob(samples)
+    assert torch.equal(fast, reference)
+    (fast_gradient,) = torch.autograd.grad(fast.sum(), logits, retain_graph=True)
+    (reference_gradient,) = torch.autograd.grad(reference.sum(), logits)
+    torch.testing.assert_close(fast_gradient, reference_gradient)

@@ -6,8 +6,9 @@ The public surface::
     value = sg.expectation(f, dist, num_samples=16, estimator="score_function", baseline="leave_one_out")
 
 Estimators (``sg.ScoreFunction``, ``sg.Pathwise``, ...), baselines (``sg.baselines``), samplers
-(``sg.sampling``), surrogate building blocks (``sg.surrogate``) and diagnostics
-(``sg.diagnostics``). Policy gradients live in ``scoregrad.rl``.
+(``sg.sampling``), surrogate building blocks (``sg.surrogate``), diagnostics
+(``sg.diagnostics``) and stochastic computation graphs (``with sg.graph() as g``). Policy gradients
+live in ``scoregrad.rl``.
 """
 
 from __future__ import annotations
@@ -25,11 +26,18 @@ from scoregrad.estimators import (
     StraightThrough,
 )
 from scoregrad.expectation import expectation
+from scoregrad.scg import REBAR, RELAX, VIMCO, StochasticGraph, UnorderedSet, graph
 
 __version__ = "0.1.0"
 
 __all__ = [
     "expectation",
+    "graph",
+    "StochasticGraph",
+    "VIMCO",
+    "REBAR",
+    "RELAX",
+    "UnorderedSet",
     "ScoreFunction",
     "Pathwise",
     "MeasureValued",

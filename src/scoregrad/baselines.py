@@ -165,6 +165,11 @@ class Optimal:
     estimator is exactly unbiased (not just asymptotically). Needs ``num_samples >= 2`` and iid
     samples. The gradient reaches upstream tensors through the distribution's own parameter tensors
     (see :func:`scoregrad.estimators.score_function.parameter_scores`).
+
+    **When it helps.** The coefficients are themselves estimated, and noisy with few samples: with
+    ``num_samples=2`` each coefficient is just the other sample's cost (the leave-one-out baseline),
+    and when ``E[f]`` is small next to ``f``'s spread (``cos(kx)`` for ``k >= 1`` under N(1, 1),
+    say) the estimate is noisier per evaluation than no baseline at all. Use 8 or more samples.
     """
 
     uses_other_samples = True

@@ -77,12 +77,12 @@ def score_function_surrogate(
         is independent of the sample it is paired with.
     """
     box = magic_box(log_prob)
-    surrogate = box * values
-    if baseline is not None:
-        if isinstance(baseline, Tensor):
-            baseline = baseline.detach()
-        surrogate = surrogate + (1.0 - box) * baseline
-    return surrogate
+    if baseline is None:
+        return box * values
+    if isinstance(baseline, Tensor):
+        baseline = baseline.detach()
+    # b + box (f - b) equals box f + (1 - box) b in value and in every derivative, with fewer autograd nodes.
+    return baseline + box * (values - baseline)
 
 
 def inject_gradient(tensor: Tensor, gradient: Tensor, batch_ndim: int | None = None) -> Tensor:

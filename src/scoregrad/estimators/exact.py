@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, Independent
 
-from scoregrad.estimators.base import CostFunction, evaluate_cost
+from scoregrad.estimators.base import CostFunction, evaluate_cost, sample_log_prob
 from scoregrad.sampling import Sampler
 
 __all__ = ["Exact", "enumerate_support"]
@@ -89,6 +89,6 @@ class Exact:
         context: Any = None,
     ) -> Tensor:
         support = enumerate_support(dist, self.max_support)
-        log_prob = dist.log_prob(support)
+        log_prob = sample_log_prob(dist, support)
         values = evaluate_cost(f, support, log_prob.shape, log_prob.dtype)
         return (log_prob.exp() * values).sum(0)

@@ -16,7 +16,7 @@ from torch import Tensor
 from torch.distributions import Distribution, Independent, TransformedDistribution
 
 from scoregrad.baselines import Baseline, Optimal, resolve_baseline
-from scoregrad.estimators.base import CostFunction, check_num_samples, evaluate_cost
+from scoregrad.estimators.base import CostFunction, check_num_samples, evaluate_cost, sample_log_prob
 from scoregrad.sampling import Sampler
 from scoregrad.surrogate import inject_gradient, magic_box, score_function_surrogate, zero_forward
 
@@ -134,7 +134,7 @@ class ScoreFunction:
                 coefficient = Optimal.coefficients(values, score.square())
                 per_sample = per_sample + inject_gradient(param, -coefficient * score, batch_ndim)
             return per_sample.mean(0)
-        log_prob = dist.log_prob(samples)
+        log_prob = sample_log_prob(dist, samples)
         values = evaluate_cost(f, samples, leading, log_prob.dtype)
         baseline, fit_loss = self.baseline(values, context=context)
         estimate = score_function_surrogate(log_prob, values, baseline).mean(0)
