@@ -2,7 +2,7 @@
 
 A sigmoid-belief-net VAE (Bernoulli prior, encoder and decoder; linear, or two 200-unit LeakyReLU
 layers) is trained with each estimator for the same number of steps, all written with
-``scoregrad.scg`` (``g.sample`` / ``g.cost`` / ``g.surrogate``). Reported: training ELBO, test
+``sg.graph`` (``g.sample`` / ``g.cost`` / ``g.surrogate``). Reported: training ELBO, test
 100-sample bound, wall time, and the variance of the encoder-parameter gradient at checkpoints.
 Storchastic's score function, ARM and DisARM run on the same model in their own process (it patches
 torch on import). Results go to ``benchmarks/results/discrete_vae.{json,md,png}``.
@@ -182,7 +182,7 @@ def make_model(train: Tensor, cfg: Config, nonlinear: bool) -> BinaryVAE:
 
 
 # --------------------------------------------------------------------------------------------------
-# Our estimators: one small surrogate function each, all through scoregrad.scg
+# Our estimators: one small surrogate function each, all through sg.graph
 # --------------------------------------------------------------------------------------------------
 
 
@@ -232,7 +232,7 @@ def make_surrogate(
     name: str, model: BinaryVAE, cfg: Config
 ) -> tuple[Callable[[Tensor], Tensor], list[nn.Parameter], tuple]:
     """``(surrogate(x) -> loss, extra parameters to train, stateful baselines)`` for one estimator."""
-    from scoregrad import scg
+    import scoregrad as sg
     from scoregrad.baselines import LeaveOneOut, MovingAverage
     from scoregrad.estimators import StraightThrough
 
@@ -254,11 +254,11 @@ def make_surrogate(
     elif name in ("arm", "disarm"):
         node = dict(num_samples=2, estimator=name)
     elif name == "relax":
-        relax = scg.RELAX(RelaxControl(model, cfg.latents, data_dim))
+        relax = sg.RELAX(RelaxControl(model, cfg.latents, data_dim))
         extra += list(relax.parameters())
         node = dict(num_samples=None, estimator=relax)
     elif name == "rebar":
-        rebar = scg.REBAR(lambda soft, x: -model.likelihood(soft).log_prob(x))
+        rebar = sg.REBAR(lambda soft, x: -model.likelihood(soft).log_prob(x))
         extra += list(rebar.parameters())
         node = dict(num_samples=None, estimator=rebar)
     elif name == "gumbel_st":
@@ -267,7 +267,7 @@ def make_surrogate(
         raise ValueError(f"unknown estimator {name!r}; choose from {ESTIMATORS}")
 
     def surrogate(x: Tensor) -> Tensor:
-        with scg.graph() as g:
+        with sg.graph() as g:
             q = model.posterior(x)
             z = g.sample(
                 "z",

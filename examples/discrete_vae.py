@@ -21,7 +21,7 @@ from sklearn.datasets import load_digits
 from torch import nn
 from torch.distributions import Bernoulli, Independent
 
-from scoregrad.scg import graph
+import scoregrad as sg
 
 
 @dataclass
@@ -85,7 +85,7 @@ def negative_elbo_surrogate(model: DiscreteVAE, x: torch.Tensor, estimator: str,
         "vimco": (4, "vimco", None),
         "reinforce": (None, None, baseline),
     }[estimator]
-    with graph() as g:
+    with sg.graph() as g:
         q = model.posterior(x)
         z = g.sample("z", q, num_samples, estimator=node_estimator, baseline=node_baseline)
         g.cost("reconstruction", -model.likelihood(z).log_prob(x))
@@ -107,9 +107,7 @@ def main(args: Args) -> None:
 
     model = DiscreteVAE(train.shape[1], args.latents, args.hidden)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    from scoregrad.baselines import MovingAverage
-
-    baseline = MovingAverage(0.9)
+    baseline = sg.baselines.MovingAverage(0.9)
     print(f"step      test bound (nats)   [{args.estimator}]")
     print(f"{0:5d}     {model.test_bound(test):8.2f}")
     start = time.time()

@@ -11,13 +11,13 @@ from __future__ import annotations
 import torch
 from torch.distributions import Bernoulli, Categorical, Independent, Normal
 
-from scoregrad import scg
+import scoregrad as sg
 from tests.helpers import assert_unbiased
 
 
 def test_dependencies_follow_indexing_thresholds_argmax_where_and_in_place_writes():
     embedding = torch.randn(4, 3)
-    with scg.graph() as g:
+    with sg.graph() as g:
         k = g.sample("k", Categorical(logits=torch.zeros(5, 4)), 2)  # long indices, (2, 5)
         b = g.sample("b", Bernoulli(logits=torch.zeros(2, 5)))
         x = g.sample("x", Normal(torch.zeros(2, 5), 1.0))
@@ -46,7 +46,7 @@ def chain_gradient(seed: int, with_unrelated: bool, credit_assignment: bool = Tr
     """z1 -> z2 and a sibling z3 of z2; returns the gradient for z2's parameters."""
     theta = torch.tensor([0.2, -0.5, 0.7], requires_grad=True)
     torch.manual_seed(seed)
-    with scg.graph(credit_assignment=credit_assignment) as g:
+    with sg.graph(credit_assignment=credit_assignment) as g:
         z1 = g.sample("z1", Bernoulli(logits=theta[0].expand(16)), 4, baseline="leave_one_out")
         z2 = g.sample("z2", Bernoulli(logits=theta[1] + z1))
         z3 = g.sample("z3", Bernoulli(logits=theta[2] - z1))
@@ -71,7 +71,7 @@ def test_unrelated_cost_does_not_change_a_nodes_gradient_estimate():
 def independent_steps_gradient(rows: torch.Tensor, credit_assignment: bool) -> torch.Tensor:
     """T independent Bernoulli steps, one cost each: d/d theta_0 for every replicate row."""
     steps = rows.shape[1]
-    with scg.graph(credit_assignment=credit_assignment) as g:
+    with sg.graph(credit_assignment=credit_assignment) as g:
         for t in range(steps):
             z = g.sample(f"z{t}", Bernoulli(logits=rows[:, t]))
             g.cost(f"step{t}", 3.0 * z + t)
@@ -96,7 +96,7 @@ def test_credit_assignment_reduces_variance_and_both_are_unbiased():
 def test_independent_event_dims_and_pathwise_decoder_are_credited_to_the_latent():
     decoder = torch.nn.Linear(3, 4)
     x = torch.ones(8, 4)
-    with scg.graph() as g:
+    with sg.graph() as g:
         z = g.sample("z", Independent(Bernoulli(logits=torch.zeros(8, 3)), 1), num_samples=2)
         g.cost("reconstruction", -Independent(Bernoulli(logits=decoder(z)), 1).log_prob(x))
         g.cost("prior", torch.zeros(8))
@@ -108,7 +108,7 @@ def test_independent_event_dims_and_pathwise_decoder_are_credited_to_the_latent(
 def test_dependencies_through_transformed_distributions_and_pathwise_nodes():
     from torch.distributions import AffineTransform, TransformedDistribution
 
-    with scg.graph() as g:
+    with sg.graph() as g:
         b = g.sample("b", Bernoulli(logits=torch.zeros(3)), 2)
         shifted = TransformedDistribution(
             Normal(torch.zeros(3), 1.0), [AffineTransform(loc=2 * b, scale=1.0)]

@@ -8,11 +8,10 @@ import torch
 from torch.distributions import Bernoulli, Normal
 
 import scoregrad as sg
-from scoregrad import scg
 
 
 def test_cost_that_is_not_a_tensor_is_a_type_error_naming_it():
-    with scg.graph() as g:
+    with sg.graph() as g:
         g.sample("z", Bernoulli(logits=torch.zeros(3)))
         with pytest.raises(TypeError, match="cost 'loss' must be a torch.Tensor, got float"):
             g.cost("loss", 1.5)
@@ -21,7 +20,7 @@ def test_cost_that_is_not_a_tensor_is_a_type_error_naming_it():
 
 
 def test_cost_with_wrong_shape_for_its_plate_names_cost_and_node():
-    with scg.graph() as g:
+    with sg.graph() as g:
         z = g.sample("z", Bernoulli(logits=torch.zeros(5)), num_samples=4)
         with pytest.raises(
             ValueError, match=r"cost 'summed' has shape \(4,\) but depends on node 'z'.*\(4, 5\)"
@@ -33,14 +32,14 @@ def test_cost_with_wrong_shape_for_its_plate_names_cost_and_node():
 
 
 def test_cost_that_depends_on_no_sample_may_have_any_shape():
-    with scg.graph() as g:
+    with sg.graph() as g:
         g.sample("z", Bernoulli(logits=torch.zeros(5)), num_samples=4)
         g.cost("regulariser", torch.ones(7, 2))
     assert g.surrogate().item() == 14.0
 
 
 def test_duplicate_names_are_value_errors():
-    with scg.graph() as g:
+    with sg.graph() as g:
         z = g.sample("z", Bernoulli(logits=torch.zeros(2)))
         with pytest.raises(ValueError, match="node name 'z' is used twice"):
             g.sample("z", Bernoulli(logits=torch.zeros(2)))
@@ -50,14 +49,14 @@ def test_duplicate_names_are_value_errors():
 
 
 def test_nan_cost_error_names_the_cost():
-    with scg.graph() as g:
+    with sg.graph() as g:
         z = g.sample("z", Bernoulli(logits=torch.zeros(3)))
         with pytest.raises(ValueError, match=r"cost 'log_likelihood' has 1 non-finite value\(s\) of 3"):
             g.cost("log_likelihood", z + torch.tensor([0.0, 0.0, float("nan")]))
 
 
 def test_capability_and_configuration_errors():
-    with scg.graph() as g:
+    with sg.graph() as g:
         with pytest.raises(
             TypeError, match="node 'b': estimator 'pathwise' needs rsample; Bernoulli has none"
         ):
@@ -81,7 +80,7 @@ def test_capability_and_configuration_errors():
 
 
 def test_graph_must_be_used_inside_with_and_once():
-    g = scg.graph()
+    g = sg.graph()
     with pytest.raises(RuntimeError, match="inside `with sg.graph"):
         g.sample("z", Bernoulli(logits=torch.zeros(2)))
     with g:
@@ -95,7 +94,7 @@ def test_graph_must_be_used_inside_with_and_once():
 
 
 def test_core_estimator_objects_configure_nodes():
-    with scg.graph() as g:
+    with sg.graph() as g:
         z = g.sample("z", Bernoulli(logits=torch.zeros(3)), 4, estimator=sg.ScoreFunction("leave_one_out"))
         w = g.sample("w", Bernoulli(logits=torch.zeros(3)), estimator=sg.Exact(max_support=4))
         g.cost("c", z)
@@ -105,7 +104,7 @@ def test_core_estimator_objects_configure_nodes():
 
 
 def test_surrogate_is_built_once_and_closes_the_graph():
-    with scg.graph() as g:
+    with sg.graph() as g:
         z = g.sample("z", Bernoulli(logits=torch.zeros(3)), 2, baseline="moving_average")
         g.cost("c", z)
         loss = g.surrogate()
@@ -117,7 +116,7 @@ def test_surrogate_is_built_once_and_closes_the_graph():
 def test_relaxation_nodes_return_hard_or_relaxed_samples_with_gradient():
     """Straight-through and Gumbel-softmax nodes are pathwise through a relaxation (biased, for comparison)."""
     logits = torch.zeros(4, requires_grad=True)
-    with scg.graph() as g:
+    with sg.graph() as g:
         hard = g.sample("hard", Bernoulli(logits=logits), 3, estimator="straight_through")
         soft = g.sample("soft", Bernoulli(logits=logits), 3, estimator=sg.GumbelSoftmax(temperature=0.5))
         g.cost("c", hard * 2.0 + soft)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.distributions import Bernoulli, Independent
 
-from scoregrad import scg
+import scoregrad as sg
 from scoregrad.baselines import Learned
 
 TARGET = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0])
@@ -19,7 +19,7 @@ TARGET = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0])
 def logits_gradients(logits, estimator, repeats=300):
     draws = []
     for _ in range(repeats):
-        with scg.graph() as g:
+        with sg.graph() as g:
             z = g.sample("z", Independent(Bernoulli(logits=logits), 1), estimator=estimator)
             g.cost("distance", ((z - TARGET) ** 2).sum(-1) * 3.0)
         (grad,) = torch.autograd.grad(g.surrogate(), logits)
@@ -31,12 +31,12 @@ def test_relax_control_is_trained_to_reduce_gradient_variance():
     torch.manual_seed(3)
     logits = torch.linspace(-1, 1, 8).requires_grad_(True)
     control = nn.Sequential(nn.Linear(8, 32), nn.Tanh(), nn.Linear(32, 1))
-    relax = scg.RELAX(control)
+    relax = sg.RELAX(control)
     relax_parameters = list(relax.parameters())
     before = logits_gradients(logits, relax).var(0).sum()
     optimizer = torch.optim.Adam(relax_parameters, lr=1e-2)
     for _ in range(400):
-        with scg.graph() as g:
+        with sg.graph() as g:
             z = g.sample("z", Independent(Bernoulli(logits=logits), 1), estimator=relax)
             g.cost("distance", ((z - TARGET) ** 2).sum(-1) * 3.0)
         optimizer.zero_grad()
@@ -54,7 +54,7 @@ def test_learned_baseline_is_fitted_by_backward():
     optimizer = torch.optim.SGD(critic.parameters(), lr=0.02)
     errors = []
     for _ in range(150):
-        with scg.graph() as g:
+        with sg.graph() as g:
             z = g.sample(
                 "z", Independent(Bernoulli(logits=logits), 1), baseline=Learned(critic), context=context
             )

@@ -8,6 +8,7 @@ import math
 import torch
 from torch.distributions import Bernoulli, Categorical, Independent
 
+import scoregrad as sg
 from scoregrad import scg
 from tests.graph.scg_helpers import exact_derivatives, gradient_and_hessian_draws
 from tests.helpers import assert_unbiased
@@ -41,7 +42,7 @@ def exact_negative_bound(t):
 
 
 def vimco_surrogate(rows):
-    with scg.graph() as g:
+    with sg.graph() as g:
         q = q_dist(rows)
         z = g.sample("z", q, K, estimator="vimco")
         g.cost("negative_log_joint", -log_joint(rows, z))
@@ -85,7 +86,7 @@ def exact_categorical(t):
 
 
 def unordered_surrogate(rows, estimator="unordered_set", k=3, baseline=None):
-    with scg.graph() as g:
+    with sg.graph() as g:
         z = g.sample(
             "z", Categorical(logits=categorical_logits(rows)), k, estimator=estimator, baseline=baseline
         )
@@ -145,7 +146,7 @@ def test_unordered_set_node_with_a_score_function_child_is_unbiased():
     """The set's weights reach the child's costs; the child's baseline sees them detached."""
 
     def surrogate_fn(rows):
-        with scg.graph() as g:
+        with sg.graph() as g:
             z1 = g.sample("z1", Categorical(logits=categorical_logits(rows)), 3, estimator="unordered_set")
             z2 = g.sample("z2", Bernoulli(logits=CHILD[z1] + rows[:, 1]), baseline="moving_average")
             g.cost("root", VALUES[z1])

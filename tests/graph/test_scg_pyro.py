@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch.distributions import Bernoulli, Normal
 
-from scoregrad import scg
+import scoregrad as sg
 from tests.graph.scg_helpers import exact_derivatives, gradient_and_hessian_draws
 from tests.helpers import Z, assert_unbiased
 
@@ -42,7 +42,7 @@ def exact_negative_elbo(t):
 
 
 def ours(rows):
-    with scg.graph() as g:
+    with sg.graph() as g:
         q1 = Bernoulli(logits=rows[:, 1])
         z1 = g.sample("z1", q1, 2, baseline="leave_one_out")
         q2 = Bernoulli(logits=rows[:, 2] + z1)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.distributions import Bernoulli, Categorical
 
-from scoregrad import scg
+import scoregrad as sg
 from tests.graph.scg_helpers import exact_derivatives, gradient_and_hessian_draws
 from tests.helpers import assert_unbiased
 
@@ -58,7 +58,7 @@ def exact_chain(theta):
 def run_chain(theta_rows, estimators, warmup=False):
     """One estimate per replicate: returns the surrogate (summed over replicates)."""
     (e1, b1, n1), (e2, b2, n2), (e3, b3, n3) = estimators
-    with scg.graph() as g:
+    with sg.graph() as g:
         t = theta_rows  # (R, 4)
         z1 = g.sample("z1", Bernoulli(logits=chain_logits(t)), n1, estimator=e1, baseline=b1)
         z2 = g.sample("z2", Bernoulli(logits=chain_logits(t, z1)), n2, estimator=e2, baseline=b2)
@@ -106,7 +106,7 @@ def test_chain_first_and_second_derivatives_match_enumeration(config):
         critic = estimators[0][1]
 
         def surrogate_fn(rows):
-            with scg.graph() as g:
+            with sg.graph() as g:
                 z1 = g.sample(
                     "z1",
                     Bernoulli(logits=chain_logits(rows)),
@@ -174,7 +174,7 @@ TREE_CONFIGS = {
 
 def run_tree(rows, estimators):
     (e1, b1, n1), (e2, b2, n2), (e3, b3, n3) = estimators
-    with scg.graph() as g:
+    with sg.graph() as g:
         z1 = g.sample("z1", Categorical(logits=tree_logits1(rows)), n1, estimator=e1, baseline=b1)
         z2 = g.sample("z2", Bernoulli(logits=tree_logits2(rows, z1)), n2, estimator=e2, baseline=b2)
         z3 = g.sample("z3", Categorical(logits=tree_logits3(rows, z1)), n3, estimator=e3, baseline=b3)
@@ -213,10 +213,10 @@ def test_chain_first_order_estimators_at_the_root_are_unbiased(name):
     if name == "relax":
         # The control sees each relaxed sample as a 1-vector.
         net = nn.Sequential(nn.Linear(1, 8), nn.Tanh(), nn.Linear(8, 1))
-        estimator = scg.RELAX(lambda soft: net(soft.unsqueeze(-1)).squeeze(-1), parameters=net.parameters())
+        estimator = sg.RELAX(lambda soft: net(soft.unsqueeze(-1)).squeeze(-1), parameters=net.parameters())
     if name == "rebar":
         # The relaxed cost of z1 alone: a differentiable stand-in for the downstream costs.
-        estimator = scg.REBAR(lambda soft: (soft - 0.3) ** 2 + 2.0 * soft * 0.5)
+        estimator = sg.REBAR(lambda soft: (soft - 0.3) ** 2 + 2.0 * soft * 0.5)
     estimators = [(estimator, None, n), (None, "moving_average", None), (None, None, None)]
     _, grad, _ = exact_derivatives(exact_chain, THETA)
     run_chain(THETA.repeat(8, 1), estimators)
@@ -236,7 +236,7 @@ def test_mixing_pathwise_and_score_function_nodes_matches_closed_form():
     theta = torch.tensor([0.3, -0.4])
 
     def surrogate_fn(rows):
-        with scg.graph() as g:
+        with sg.graph() as g:
             z = g.sample("z", Bernoulli(logits=rows[:, 0]), 2, baseline="leave_one_out")
             x = g.sample("x", torch.distributions.Normal(rows[:, 1] + z, 1.0))
             g.cost("square", x**2)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch.distributions import Bernoulli, Independent
 
-from scoregrad import scg
+import scoregrad as sg
 from scoregrad.baselines import MovingAverage
 
 R = 4000
@@ -22,7 +22,7 @@ LOGITS = torch.linspace(-0.8, 0.8, 12)
 def draws(num_samples, estimator=None, baseline=None):
     rows = LOGITS.repeat(R, 1).requires_grad_(True)
     for _ in range(2):  # the first pass warms up a moving average
-        with scg.graph() as g:
+        with sg.graph() as g:
             z = g.sample(
                 "z",
                 Independent(Bernoulli(logits=rows), 1),
