@@ -64,11 +64,11 @@ from torch.overrides import TorchFunctionMode
 from scoregrad.baselines import Baseline, NoBaseline, Optimal, resolve_baseline
 from scoregrad.estimators import ARM, DisARM, Exact, GumbelSoftmax, Pathwise, ScoreFunction, StraightThrough
 from scoregrad.estimators.discrete import (
-    _bernoulli_logits,
-    _relaxed_sample,
+    bernoulli_logits,
     conditional_logistic_logits,
     gumbel_top_k,
     logistic_logits,
+    relaxed_sample,
     uniform_like,
 )
 from scoregrad.estimators.exact import enumerate_support
@@ -638,7 +638,7 @@ class StochasticGraph:
                 weight=log_prob.exp(),
             )
         if kind in ("arm", "disarm"):
-            logits = _bernoulli_logits(dist, kind)
+            logits = bernoulli_logits(dist, kind)
             if num_samples is None or num_samples < 2 or num_samples % 2:
                 raise ValueError(
                     f"node {name!r}: estimator {kind!r} evaluates antithetic pairs: num_samples must be even and "
@@ -646,7 +646,7 @@ class StochasticGraph:
                 )
             pairs = num_samples // 2
             u = uniform_like((pairs, *logits.shape), logits)
-            first, second, weight = config._pair(logits.detach(), u)
+            first, second, weight = config.antithetic_pair(logits.detach(), u)
             return _Node(
                 **common,
                 value=torch.cat([first, second], 0),
@@ -655,7 +655,7 @@ class StochasticGraph:
                 extra={"logits": logits, "weight": weight, "pairs": pairs},
             )
         if kind in ("relax", "rebar"):
-            logits = _bernoulli_logits(dist, kind)
+            logits = bernoulli_logits(dist, kind)
             u = uniform_like((n, *logits.shape), logits)
             hard = (logistic_logits(logits.detach(), u) > 0).to(logits.dtype)
             return _Node(
@@ -666,8 +666,8 @@ class StochasticGraph:
                 extra={"logits": logits, "u": u, "hard": hard},
             )
         if kind in ("straight_through", "gumbel_softmax"):
-            relaxed, hard = _relaxed_sample(dist, n, config.temperature, kind)
-            value = config._samples(relaxed, hard)
+            relaxed, hard = relaxed_sample(dist, n, config.temperature, kind)
+            value = config.relaxed_input(relaxed, hard)
             return _Node(**common, value=squeeze(value), shape=shape, plate="mean" if num_samples else None)
         if kind == "unordered_set":
             if not isinstance(dist, Categorical):

@@ -35,6 +35,8 @@ __all__ = [
     "conditional_logistic_logits",
     "gumbel_softmax_relaxation",
     "gumbel_top_k",
+    "bernoulli_logits",
+    "relaxed_sample",
 ]
 
 
@@ -71,7 +73,8 @@ def gumbel_softmax_relaxation(
     return F.softmax((logits + gumbel) / temperature, dim=-1)
 
 
-def _bernoulli_logits(dist: Distribution, estimator: str) -> Tensor:
+def bernoulli_logits(dist: Distribution, estimator: str) -> Tensor:
+    """The logits of a Bernoulli (or ``Independent(Bernoulli)``), or a TypeError naming ``estimator``."""
     base, _ = base_distribution(dist)
     if not isinstance(base, Bernoulli):
         raise TypeError(
@@ -88,7 +91,7 @@ def _antithetic_pair_estimate(
 ) -> Tensor:
     """Shared body of ARM and DisARM: draw ``num_samples / 2`` uniforms, evaluate ``f`` on both
     members of each pair, and inject ``mean(pair_weight(...))`` as the gradient of the logits."""
-    logits = _bernoulli_logits(dist, estimator)
+    logits = bernoulli_logits(dist, estimator)
     check_num_samples(num_samples, estimator, minimum=2, even=True)
     pairs = num_samples // 2
     batch_ndim = len(dist.batch_shape)
@@ -114,7 +117,9 @@ class ARM:
         return "ARM()"
 
     @staticmethod
-    def _pair(logits: Tensor, u: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def antithetic_pair(logits: Tensor, u: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(first, second, weight)``: the pair of samples from uniforms ``u`` and the per-coordinate
+        weight of ``f(first) - f(second)`` in the gradient estimate."""
         first = (u > torch.sigmoid(-logits)).to(logits.dtype)
         second = (u < torch.sigmoid(logits)).to(logits.dtype)
         return first, second, u - 0.5
@@ -128,7 +133,7 @@ class ARM:
         sampler: Sampler | None = None,
         context: Any = None,
     ) -> Tensor:
-        return _antithetic_pair_estimate(f, dist, num_samples, self.name, self._pair)
+        return _antithetic_pair_estimate(f, dist, num_samples, self.name, self.antithetic_pair)
 
 
 class DisARM:
@@ -145,7 +150,7 @@ class DisARM:
         return "DisARM()"
 
     @staticmethod
-    def _pair(logits: Tensor, u: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def antithetic_pair(logits: Tensor, u: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         probability = torch.sigmoid(logits)
         first = (u < probability).to(logits.dtype)
         second = (1 - u < probability).to(logits.dtype)
@@ -162,10 +167,10 @@ class DisARM:
         sampler: Sampler | None = None,
         context: Any = None,
     ) -> Tensor:
-        return _antithetic_pair_estimate(f, dist, num_samples, self.name, self._pair)
+        return _antithetic_pair_estimate(f, dist, num_samples, self.name, self.antithetic_pair)
 
 
-def _relaxed_sample(
+def relaxed_sample(
     dist: Distribution, num_samples: int, temperature: float, estimator: str
 ) -> tuple[Tensor, Tensor]:
     """(relaxed, hard) samples for Bernoulli or OneHotCategorical (and Independent of them)."""
@@ -207,7 +212,8 @@ class GumbelSoftmax:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(temperature={self.temperature})"
 
-    def _samples(self, relaxed: Tensor, hard: Tensor) -> Tensor:
+    def relaxed_input(self, relaxed: Tensor, hard: Tensor) -> Tensor:
+        """What ``f`` sees, from the relaxed and the hard sample."""
         return relaxed
 
     def __call__(
@@ -220,7 +226,7 @@ class GumbelSoftmax:
         context: Any = None,
     ) -> Tensor:
         check_num_samples(num_samples, self.name)
-        samples = self._samples(*_relaxed_sample(dist, num_samples, self.temperature, self.name))
+        samples = self.relaxed_input(*relaxed_sample(dist, num_samples, self.temperature, self.name))
         return evaluate_cost(f, samples, torch.Size([num_samples]) + dist.batch_shape, samples.dtype).mean(0)
 
 
@@ -232,7 +238,7 @@ class StraightThrough(GumbelSoftmax):
 
     name = "straight_through"
 
-    def _samples(self, relaxed: Tensor, hard: Tensor) -> Tensor:
+    def relaxed_input(self, relaxed: Tensor, hard: Tensor) -> Tensor:
         return hard + relaxed - relaxed.detach()
 
 
