@@ -11,7 +11,7 @@ Quick start::
 
 from __future__ import annotations
 
-from scoregrad.rl import losses, returns
+from scoregrad.rl import config, losses, returns
 from scoregrad.rl.checkpoint import CheckpointError
 from scoregrad.rl.config import A2CConfig, CommonConfig, PPOConfig, ReinforceConfig, config_for
 from scoregrad.rl.policies import ActorCritic, PolicyConfig, UnsupportedSpaceError
@@ -40,4 +40,5 @@ __all__ = [
     "UnsupportedSpaceError",
     "returns",
     "losses",
+    "config",
 ]

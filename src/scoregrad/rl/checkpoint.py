@@ -102,8 +102,8 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict[st
     blob = tensor_path.read_bytes()
     if hashlib.sha256(blob).hexdigest() != meta.get("tensors_sha256"):
         raise CheckpointError(
-            f"{tensor_path} does not match {METADATA} (SHA-256 differs): the checkpoint is corrupt or its files "
-            "come from different saves"
+            f"{tensor_path} does not match {METADATA} (SHA-256 differs): the checkpoint is "
+            "corrupt or its files come from different saves"
         )
     try:
         tensors = st_load(blob)

@@ -127,7 +127,7 @@ class GaussianDist:
 
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
         noise = torch.randn(self.mean.shape, generator=generator, dtype=self.mean.dtype)
-        return self.mean + noise * self.log_std.exp()
+        return (self.mean + noise * self.log_std.exp()).detach()
 
     def mode(self) -> Tensor:
         return self.mean
@@ -336,6 +336,7 @@ class ActorCritic(nn.Module):
 
     def to_env_action(self, raw: Tensor) -> np.ndarray:
         """Map raw sampled actions ``(B, ...)`` into the env's action space (numpy)."""
+        raw = raw.detach()
         space = self.action_space
         if isinstance(space, gym.spaces.Box):
             if self.config.squash:

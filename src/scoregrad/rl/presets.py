@@ -14,27 +14,27 @@ __all__ = ["PRESETS", "BUDGETS", "preset_for"]
 # fmt: off
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "CartPole-v1": {
-        "ppo":       dict(num_envs=8, num_steps=64, learning_rate=2.5e-3, update_epochs=4, num_minibatches=2,
-                          gae_lambda=0.95, gamma=0.99, ent_coef=0.0, clip_coef=0.2, max_grad_norm=0.5),
-        "a2c":       dict(num_envs=16, num_steps=8, learning_rate=1e-3, gae_lambda=0.95, norm_adv=True),
+        "ppo": dict(num_envs=8, num_steps=64, learning_rate=2.5e-3, update_epochs=4, num_minibatches=2,
+                    gae_lambda=0.95, gamma=0.99, ent_coef=0.0, clip_coef=0.2, max_grad_norm=0.5),
+        "a2c": dict(num_envs=16, num_steps=8, learning_rate=1e-3, gae_lambda=0.95, norm_adv=True),
         "reinforce": dict(num_envs=8, num_steps=256, learning_rate=3e-3, baseline="value"),
     },
     "Acrobot-v1": {
-        "ppo":       dict(num_envs=16, num_steps=128, learning_rate=2.5e-3, update_epochs=4, num_minibatches=4,
-                          norm_obs=True, ent_coef=0.0),
+        "ppo": dict(num_envs=16, num_steps=128, learning_rate=2.5e-3, update_epochs=4, num_minibatches=4,
+                    norm_obs=True, ent_coef=0.0),
     },
     "Pendulum-v1": {
-        "ppo":       dict(num_envs=16, num_steps=256, learning_rate=1e-3, update_epochs=10, num_minibatches=32,
-                          gae_lambda=0.95, gamma=0.9, clip_coef=0.2, norm_obs=True, norm_reward=True,
-                          log_std_init=0.0, hidden_sizes=(64, 64)),
+        "ppo": dict(num_envs=16, num_steps=256, learning_rate=1e-3, update_epochs=10, num_minibatches=32,
+                    gae_lambda=0.95, gamma=0.9, clip_coef=0.2, norm_obs=True, norm_reward=True,
+                    log_std_init=0.0, hidden_sizes=(64, 64)),
     },
     "LunarLander-v3": {
-        "ppo":       dict(num_envs=16, num_steps=256, learning_rate=1e-3, update_epochs=4, num_minibatches=4,
-                          gae_lambda=0.98, gamma=0.999, ent_coef=0.01, norm_obs=True),
+        "ppo": dict(num_envs=16, num_steps=256, learning_rate=1e-3, update_epochs=4, num_minibatches=4,
+                    gae_lambda=0.98, gamma=0.999, ent_coef=0.01, norm_obs=True),
     },
     "HalfCheetah-v5": {
-        "ppo":       dict(num_envs=1, num_steps=2048, learning_rate=3e-4, update_epochs=10, num_minibatches=32,
-                          norm_obs=True, norm_reward=True),
+        "ppo": dict(num_envs=1, num_steps=2048, learning_rate=3e-4, update_epochs=10, num_minibatches=32,
+                    norm_obs=True, norm_reward=True),
     },
 }
 # fmt: on

@@ -175,7 +175,7 @@ def n_step_returns(
     T = rewards.shape[0]
     out = torch.zeros_like(rewards)
     active = torch.ones_like(rewards)
-    for k in range(n):
+    for k in range(min(n, T)):
         # row t of each shifted tensor holds step t + k (zero beyond the rollout)
         r = torch.zeros_like(rewards)
         r[: T - k] = rewards[k:]
