@@ -34,16 +34,22 @@ def _add_config_options(parser: argparse.ArgumentParser, algo: str) -> None:
         flag = "--" + name.replace("_", "-")
         kind = str(types[name])
         if isinstance(default, bool):
-            group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+            group.add_argument(
+                flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text
+            )
         elif isinstance(default, tuple):
-            group.add_argument(flag, dest=name, type=int, nargs="+", default=None, help=f"{help_text} [{default}]")
+            group.add_argument(
+                flag, dest=name, type=int, nargs="+", default=None, help=f"{help_text} [{default}]"
+            )
         else:
             py = {"int": int, "float": float, "str": str}.get(kind, type(default))
             group.add_argument(flag, dest=name, type=py, default=None, help=f"{help_text} [{default}]")
 
 
 def build_parser(algo: str = "ppo") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="scoregrad", description="Score-function gradients and policy gradients.")
+    parser = argparse.ArgumentParser(
+        prog="scoregrad", description="Score-function gradients and policy gradients."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a policy on a Gymnasium env")
@@ -51,7 +57,9 @@ def build_parser(algo: str = "ppo") -> argparse.ArgumentParser:
     train.add_argument("--algo", choices=["ppo", "a2c", "reinforce"], default="ppo")
     train.add_argument("--steps", type=int, default=None, help="total env steps [100000, or the saved run's]")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--out", type=Path, default=None, help="run directory (checkpoint, CSV, TensorBoard, PNG)")
+    train.add_argument(
+        "--out", type=Path, default=None, help="run directory (checkpoint, CSV, TensorBoard, PNG)"
+    )
     train.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     train.add_argument("--no-preset", action="store_true", help="ignore the per-env preset table")
     _add_config_options(train, algo)

@@ -42,7 +42,10 @@ def test_tanh_squashed_log_prob_is_the_density_of_the_env_action():
     ours = GaussianDist(mean, log_std, squash=True, log_scale=torch.log((high - low) / 2))
     ref = torch.distributions.TransformedDistribution(
         torch.distributions.Independent(torch.distributions.Normal(mean, log_std.exp()), 1),
-        [torch.distributions.TanhTransform(), torch.distributions.AffineTransform((high + low) / 2, (high - low) / 2)],
+        [
+            torch.distributions.TanhTransform(),
+            torch.distributions.AffineTransform((high + low) / 2, (high - low) / 2),
+        ],
     )
     u = torch.tensor([[0.7, -1.9]])
     a = (high + low) / 2 + torch.tanh(u) * (high - low) / 2
@@ -53,7 +56,9 @@ def test_tanh_squashed_log_prob_is_the_density_of_the_env_action():
 @pytest.mark.parametrize("state_dependent", [False, True])
 def test_box_policy_actions_are_inside_the_bounds(squash, state_dependent):
     space = gym.spaces.Box(np.array([-2.0, 0.0], np.float32), np.array([2.0, 1.0], np.float32))
-    policy = ActorCritic(BOX4, space, PolicyConfig(squash=squash, state_dependent_std=state_dependent, log_std_init=1.0))
+    policy = ActorCritic(
+        BOX4, space, PolicyConfig(squash=squash, state_dependent_std=state_dependent, log_std_init=1.0)
+    )
     dist = policy.distribution(torch.randn(500, 4))
     raw = dist.sample(torch.Generator().manual_seed(0))
     env_action = policy.to_env_action(raw)
@@ -69,16 +74,18 @@ def test_multidiscrete_and_multibinary_log_probs_match_torch():
     dist = md.distribution(obs)
     a = dist.sample()
     logits = md.actor(obs)
-    ref = torch.distributions.Categorical(logits=logits[:, :2]).log_prob(a[:, 0]) + torch.distributions.Categorical(
-        logits=logits[:, 2:]
-    ).log_prob(a[:, 1])
+    ref = torch.distributions.Categorical(logits=logits[:, :2]).log_prob(
+        a[:, 0]
+    ) + torch.distributions.Categorical(logits=logits[:, 2:]).log_prob(a[:, 1])
     torch.testing.assert_close(dist.log_prob(a), ref)
     mb = ActorCritic(BOX4, gym.spaces.MultiBinary(3))
     dist = mb.distribution(obs)
     a = dist.sample()
     ref = torch.distributions.Bernoulli(logits=mb.actor(obs)).log_prob(a).sum(-1)
     torch.testing.assert_close(dist.log_prob(a), ref)
-    torch.testing.assert_close(dist.entropy(), torch.distributions.Bernoulli(logits=mb.actor(obs)).entropy().sum(-1))
+    torch.testing.assert_close(
+        dist.entropy(), torch.distributions.Bernoulli(logits=mb.actor(obs)).entropy().sum(-1)
+    )
 
 
 def test_discrete_observations_are_one_hot():

@@ -22,7 +22,9 @@ def rollouts(draw):
     r = np.array(draw(st.lists(floats, min_size=T * N, max_size=T * N)), np.float32).reshape(T, N)
     v = np.array(draw(st.lists(floats, min_size=T * N, max_size=T * N)), np.float32).reshape(T, N)
     nv = np.array(draw(st.lists(floats, min_size=T * N, max_size=T * N)), np.float32).reshape(T, N)
-    event = np.array(draw(st.lists(st.sampled_from([0, 0, 0, 1, 2]), min_size=T * N, max_size=T * N))).reshape(T, N)
+    event = np.array(
+        draw(st.lists(st.sampled_from([0, 0, 0, 1, 2]), min_size=T * N, max_size=T * N))
+    ).reshape(T, N)
     term, trunc = event == 1, event == 2
     valid = returns.autoreset_valid_mask(torch.zeros(N, dtype=torch.bool), torch.from_numpy(term | trunc))
     return r, v, nv, term, trunc, valid.numpy()
@@ -94,8 +96,12 @@ def _t(*arrays):
 def test_reward_to_go_matches_reference_loop(data, bootstrap):
     r, v, nv, term, trunc, valid = data
     nv_arg = nv if bootstrap else None
-    got = returns.reward_to_go(*_t(r, term, trunc), GAMMA, None if nv_arg is None else torch.as_tensor(nv), torch.as_tensor(valid))
-    np.testing.assert_allclose(got.numpy(), ref_reward_to_go(r, term, trunc, nv_arg, valid, GAMMA), rtol=1e-4, atol=1e-4)
+    got = returns.reward_to_go(
+        *_t(r, term, trunc), GAMMA, None if nv_arg is None else torch.as_tensor(nv), torch.as_tensor(valid)
+    )
+    np.testing.assert_allclose(
+        got.numpy(), ref_reward_to_go(r, term, trunc, nv_arg, valid, GAMMA), rtol=1e-4, atol=1e-4
+    )
 
 
 @settings(max_examples=60, deadline=None)
@@ -122,7 +128,9 @@ def test_episode_return_is_reward_to_go_of_the_segment_start(data):
 def test_n_step_returns_match_reference_loop(data, n_steps):
     r, v, nv, term, trunc, valid = data
     got = returns.n_step_returns(*_t(r, term, trunc, nv), GAMMA, n_steps, torch.as_tensor(valid))
-    np.testing.assert_allclose(got.numpy(), ref_n_step(r, term, trunc, nv, valid, GAMMA, n_steps), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        got.numpy(), ref_n_step(r, term, trunc, nv, valid, GAMMA, n_steps), rtol=1e-4, atol=1e-4
+    )
 
 
 @settings(max_examples=60, deadline=None)
@@ -130,7 +138,9 @@ def test_n_step_returns_match_reference_loop(data, n_steps):
 def test_gae_matches_reference_loop_and_returns_are_adv_plus_value(data):
     r, v, nv, term, trunc, valid = data
     adv, ret = returns.gae(*_t(r, v, nv, term, trunc), GAMMA, LAM, torch.as_tensor(valid))
-    np.testing.assert_allclose(adv.numpy(), ref_gae(r, v, nv, term, trunc, valid, GAMMA, LAM), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        adv.numpy(), ref_gae(r, v, nv, term, trunc, valid, GAMMA, LAM), rtol=1e-4, atol=1e-4
+    )
     np.testing.assert_allclose(ret.numpy(), (adv.numpy() + v) * valid, rtol=1e-5, atol=1e-5)
 
 
@@ -174,7 +184,9 @@ def test_autoreset_step_of_a_real_vector_env_is_masked():
     assert valid[:, 0].tolist() == [True, True, True, False, True, True, True, False]
     rewards_t = torch.as_tensor(np.array(rewards))
     assert torch.all(rewards_t[~valid] == 0)
-    rtg = returns.reward_to_go(rewards_t, torch.as_tensor(np.array(terms)), torch.as_tensor(np.array(truncs)), 1.0, None, valid)
+    rtg = returns.reward_to_go(
+        rewards_t, torch.as_tensor(np.array(terms)), torch.as_tensor(np.array(truncs)), 1.0, None, valid
+    )
     assert rtg[:, 0].tolist() == [3.0, 2.0, 1.0, 0.0, 3.0, 2.0, 1.0, 0.0]
     envs.close()
 
@@ -188,6 +200,10 @@ def test_episode_ids_are_unique_across_envs():
 
 def test_wrong_shapes_fail_at_the_door():
     with pytest.raises(ValueError, match="shape"):
-        returns.reward_to_go(torch.zeros(3), torch.zeros(3, dtype=torch.bool), torch.zeros(3, dtype=torch.bool), 0.9)
+        returns.reward_to_go(
+            torch.zeros(3), torch.zeros(3, dtype=torch.bool), torch.zeros(3, dtype=torch.bool), 0.9
+        )
     with pytest.raises(ValueError, match="terminated"):
-        returns.reward_to_go(torch.zeros(3, 2), torch.zeros(3, 1, dtype=torch.bool), torch.zeros(3, 2, dtype=torch.bool), 0.9)
+        returns.reward_to_go(
+            torch.zeros(3, 2), torch.zeros(3, 1, dtype=torch.bool), torch.zeros(3, 2, dtype=torch.bool), 0.9
+        )

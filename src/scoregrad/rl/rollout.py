@@ -106,6 +106,7 @@ _STATIC = {
     "_metadata",
     "env",
     "viewer",
+    "_previous_data",  # PassiveEnvChecker bookkeeping, not env state
 }
 
 

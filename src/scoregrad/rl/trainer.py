@@ -375,6 +375,7 @@ class Trainer:
                 # 2. advantages and 3. update
                 self.last_stats = self._update()
                 self.iteration += 1
+                self._boundary = None  # consistent again: an interrupt from here on saves the present
                 # 4. logging, checkpoints, user callback
                 finished = self.rollout.finished[self.episodes_logged :]
                 self.episodes_logged = len(self.rollout.finished)
@@ -469,10 +470,16 @@ class Trainer:
         self.iteration, self.num_updates = tr["iteration"], tr["num_updates"]
         if self.reward_normalizer is not None and tr["reward_normalizer"] is not None:
             self.reward_normalizer.load_state_dict(tr["reward_normalizer"])
+        restored = False
         if tr["env_state"] is not None:
-            set_env_state(self.envs, tr["env_state"])
+            try:
+                set_env_state(self.envs, tr["env_state"])
+                restored = True
+            except (ValueError, AttributeError, KeyError, TypeError):
+                warn_not_resumable("the env's structure differs from the saved one")
         else:
             warn_not_resumable("not saved in the checkpoint")
+        if not restored:
             self.rollout.prev_done[:] = False
             obs, info = self.envs.reset(seed=self.seed + tr["iteration"])
             self.rollout.obs = self._obs_fn(obs)
