@@ -197,7 +197,7 @@ def test_checkpoint_files_are_not_pickles(tmp_path):
     from safetensors import safe_open
 
     with safe_open(str(tmp_path / "model.safetensors"), "pt") as f:
-        assert "policy.actor.0.weight" in f.keys()
+        assert "policy.actor.0.weight" in set(f.keys())
     json.loads((tmp_path / "checkpoint.json").read_text())
     assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))
 
