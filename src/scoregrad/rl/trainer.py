@@ -15,7 +15,6 @@ resumed run on CPU continues bitwise identically.
 
 from __future__ import annotations
 
-import copy
 import csv
 import time
 import warnings
@@ -176,7 +175,7 @@ class Trainer:
         self.agent = Agent(policy, algo, cfg, env_id_of(env), obs_norm)
         self.agent.trainer = self
         self.reward_normalizer = RewardNormalizer(self.num_envs, cfg.gamma) if cfg.norm_reward else None
-        self.optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate, eps=1e-5)
+        self.optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate, eps=1e-5, fused=True)
         self.generator = torch.Generator().manual_seed(self.seed)
 
         mask_dim = None
@@ -210,6 +209,7 @@ class Trainer:
         self.last_stats: dict[str, float] = {}
         self._boundary: tuple[dict[str, Tensor], dict[str, Any]] | None = None
         self._env_state_ok = True
+        self._log_kl = True
 
     # ------------------------------------------------------------------ helpers for the rollout
     def _obs_fn(self, obs: np.ndarray) -> Tensor:
@@ -271,7 +271,8 @@ class Trainer:
             pg = losses.ppo_clip_loss(log_prob, old_log_prob, adv, cfg.clip_coef)
             old_values = b.values.flatten()[idx]
             vl = losses.value_loss(values, targets, old_values, cfg.clip_coef if cfg.clip_vloss else None)
-            stats["approx_kl"] = losses.approx_kl(log_prob, old_log_prob)
+            if cfg.target_kl > 0 or self._log_kl:
+                stats["approx_kl"] = losses.approx_kl(log_prob, old_log_prob)
         elif self.algo == "a2c":
             if cfg.norm_adv:
                 adv = losses.normalize_advantages(adv)
@@ -304,7 +305,7 @@ class Trainer:
         loss.backward()
         params = [p for p in self.agent.policy.parameters() if p.grad is not None]
         max_norm = self.config.max_grad_norm if self.config.max_grad_norm > 0 else float("inf")
-        norm = nn.utils.clip_grad_norm_(params, max_norm)
+        norm = nn.utils.clip_grad_norm_(params, max_norm, foreach=True)
         if not (torch.isfinite(loss) and torch.isfinite(norm)):
             self.optimizer.zero_grad(set_to_none=True)
             raise NonFiniteError(
@@ -334,9 +335,10 @@ class Trainer:
         else:
             n = valid_idx.numel()
             mb_size = max(n // cfg.num_minibatches, 1)
-            for _epoch in range(cfg.update_epochs):
+            for epoch in range(cfg.update_epochs):
                 perm = valid_idx[torch.randperm(n, generator=self.generator)]
                 for start in range(0, n - mb_size + 1, mb_size):
+                    self._log_kl = epoch == cfg.update_epochs - 1 and start + 2 * mb_size > n
                     loss, stats = self._loss(perm[start : start + mb_size], adv, targets, extra)
                     self._step(loss)
                 if cfg.target_kl > 0 and stats["approx_kl"] > cfg.target_kl:
@@ -443,7 +445,7 @@ class Trainer:
             "env_state": env_state,
             "env_spec": self.env_spec,
         }
-        return tensors, copy.deepcopy(meta)
+        return tensors, meta
 
     def load_state(self, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
         """Restore what :meth:`state` produced (into a trainer built with the same config)."""
