@@ -282,3 +282,48 @@ def test_unknown_config_option_is_an_error():
         rl.train(CP, total_steps=64, progress=False, num_env=4)
     with pytest.raises(ValueError, match="baseline must be one of"):
         rl.train(CP, algo="reinforce", total_steps=64, progress=False, baseline="median")
+
+
+def test_user_actor_module_trains_and_reloads_into_the_same_architecture(tmp_path):
+    from torch import nn
+
+    def make_policy():
+        space = gym.make(CP)
+        actor = nn.Sequential(nn.Linear(4, 32), nn.ReLU(), nn.Linear(32, 2))
+        return rl.ActorCritic(space.observation_space, space.action_space, actor=actor)
+
+    agent = rl.train(CP, total_steps=2048, seed=0, progress=False, policy=make_policy())
+    agent.save(tmp_path)
+    with pytest.raises(rl.CheckpointError, match="custom actor"):
+        rl.load(tmp_path)
+    loaded = rl.load(tmp_path, policy=make_policy())
+    assert _equal(_weights(agent), _weights(loaded))
+
+
+def _solve_callback(result):
+    def check(trainer):
+        if trainer.rollout.global_step - result.get("last", 0) >= 2048:
+            result["last"] = trainer.rollout.global_step
+            mean, _ = rl.evaluate(trainer.agent, CP, episodes=20, seed=1000)
+            if mean >= 475:
+                result["solved_at"] = trainer.rollout.global_step
+                return True
+        return False
+
+    return check
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", ["ppo", "a2c", "reinforce"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_every_algorithm_solves_cartpole_within_its_budget(algo, seed):
+    result: dict = {}
+    rl.train(CP, algo=algo, total_steps=300_000, seed=seed, progress=False, callback=_solve_callback(result))
+    assert "solved_at" in result, f"{algo} seed {seed} did not reach 475 in 300k steps"
+
+
+@pytest.mark.slow
+def test_ppo_improves_on_pendulum():
+    agent = rl.train("Pendulum-v1", total_steps=100_000, seed=0, progress=False)
+    mean, _ = rl.evaluate(agent, "Pendulum-v1", episodes=10)
+    assert mean > -800  # a random policy scores about -1200

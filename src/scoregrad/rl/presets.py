@@ -16,7 +16,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "CartPole-v1": {
         "ppo": dict(num_envs=32, num_steps=64, learning_rate=1e-2, update_epochs=4, num_minibatches=2,
                     gae_lambda=0.9, gamma=0.98, ent_coef=0.0, clip_coef=0.2, max_grad_norm=0.5),
-        "a2c": dict(num_envs=16, num_steps=8, learning_rate=1e-3, gae_lambda=0.95, norm_adv=True),
+        "a2c": dict(num_envs=16, num_steps=16, learning_rate=2e-3, gae_lambda=0.95, norm_adv=True),
         "reinforce": dict(num_envs=16, num_steps=128, learning_rate=1e-2, baseline="value"),
     },
     "Acrobot-v1": {

@@ -171,6 +171,8 @@ class Trainer:
         torch.manual_seed(self.seed)  # network initialisation
         if policy is None:
             policy = ActorCritic(obs_space, act_space, _policy_config(cfg))
+        if cfg.norm_obs and not isinstance(obs_space, gym.spaces.Box):
+            raise ValueError(f"norm_obs=True needs a Box observation space; got {obs_space!r}")
         obs_norm = ObservationNormalizer((policy.obs_dim,)) if cfg.norm_obs else None
         self.agent = Agent(policy, algo, cfg, env_id_of(env), obs_norm)
         self.agent.trainer = self
