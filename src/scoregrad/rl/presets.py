@@ -42,8 +42,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 BUDGETS: dict[str, int] = {
     "CartPole-v1": 100_000,
     "Acrobot-v1": 200_000,
-    "Pendulum-v1": 500_000,
-    "LunarLander-v3": 1_000_000,
+    "Pendulum-v1": 300_000,
+    "LunarLander-v3": 500_000,
     "HalfCheetah-v5": 1_000_000,
 }
 
