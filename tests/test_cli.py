@@ -46,3 +46,23 @@ def test_every_config_field_is_an_option_with_help():
 def test_bad_algo_is_rejected():
     with pytest.raises(SystemExit):
         main(["train", "CartPole-v1", "--algo", "dqn"])
+
+
+def test_ctrl_c_during_cli_training_saves_and_exits_130(tmp_path, monkeypatch):
+    import scoregrad.rl.trainer as trainer_mod
+
+    real = trainer_mod.Trainer._update
+    calls = {"n": 0}
+
+    def interrupting_update(self):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(self)
+
+    monkeypatch.setattr(trainer_mod.Trainer, "_update", interrupting_update)
+    out = tmp_path / "run"
+    code = main(["train", "CartPole-v1", "--steps", "100000", "--out", str(out), "--no-progress"])
+    assert code == 130
+    meta = json.loads((out / "checkpoint.json").read_text())
+    assert meta["training"]["iteration"] == 1

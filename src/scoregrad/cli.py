@@ -99,7 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.resume:
             if args.out is None:
                 raise SystemExit("--resume needs --out RUN_DIR (the run to continue)")
-            rl.resume(args.out, total_steps=args.steps)
+            agent = rl.resume(args.out, total_steps=args.steps)
+            if agent.trainer is not None and agent.trainer.interrupted:
+                return 130
             print(f"resumed run saved to {args.out}")
             return 0
         overrides: dict[str, Any] = {
@@ -116,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             out=args.out,
             **overrides,
         )
+        if agent.trainer is not None and agent.trainer.interrupted:
+            return 130  # checkpoint saved; the conventional exit status after Ctrl-C
         mean, std = rl.evaluate(agent, args.env, episodes=20, seed=1000)
         print(json.dumps({"env": args.env, "algo": args.algo, "eval_mean_return": mean, "eval_std": std}))
         return 0

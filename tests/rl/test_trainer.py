@@ -327,3 +327,19 @@ def test_ppo_improves_on_pendulum():
     agent = rl.train("Pendulum-v1", total_steps=100_000, seed=0, progress=False)
     mean, _ = rl.evaluate(agent, "Pendulum-v1", episodes=10)
     assert mean > -800  # a random policy scores about -1200
+
+
+def test_target_kl_stops_the_epochs_early():
+    common = dict(total_steps=8 * 64 * 2, seed=0, progress=False, num_envs=8, num_steps=64)
+    full = rl.train(CP, update_epochs=4, num_minibatches=2, **common)
+    early = rl.train(CP, update_epochs=4, num_minibatches=2, target_kl=1e-12, **common)
+    assert full.trainer.num_updates == 2 * 4 * 2
+    assert early.trainer.num_updates == 2 * 1 * 2  # each rollout stops after its first epoch
+
+
+def test_reward_normalisation_state_is_checkpointed(tmp_path):
+    agent = rl.train(CP, total_steps=2048, seed=0, progress=False, norm_reward=True, out=tmp_path)
+    meta = json.loads((tmp_path / "checkpoint.json").read_text())
+    saved = meta["training"]["reward_normalizer"]
+    assert saved["stats"]["count"] > 100
+    assert saved["stats"]["var"] == agent.trainer.reward_normalizer.stats.var.tolist()

@@ -212,6 +212,7 @@ class Trainer:
         self._boundary: tuple[dict[str, Tensor], dict[str, Any]] | None = None
         self._env_state_ok = True
         self._log_kl = True
+        self.interrupted = False  # set when a KeyboardInterrupt ended the run
 
     # ------------------------------------------------------------------ helpers for the rollout
     def _obs_fn(self, obs: np.ndarray) -> Tensor:
@@ -392,6 +393,7 @@ class Trainer:
                     break
             self._boundary = None
         except KeyboardInterrupt:
+            self.interrupted = True
             if self.out is not None:
                 tensors, meta = self._boundary if self._boundary is not None else self.state()
                 save_checkpoint(self.out, tensors, meta)
