@@ -20,8 +20,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "reinforce": dict(num_envs=16, num_steps=128, learning_rate=1e-2, baseline="value"),
     },
     "Acrobot-v1": {
-        "ppo": dict(num_envs=16, num_steps=128, learning_rate=2.5e-3, update_epochs=4, num_minibatches=4,
-                    norm_obs=True, ent_coef=0.0),
+        "ppo": dict(num_envs=16, num_steps=64, learning_rate=2.5e-3, update_epochs=4, num_minibatches=2,
+                    gae_lambda=0.9, gamma=0.99, norm_obs=True),
     },
     "Pendulum-v1": {
         "ppo": dict(num_envs=16, num_steps=256, learning_rate=1e-3, update_epochs=10, num_minibatches=32,
