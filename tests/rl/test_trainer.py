@@ -343,3 +343,12 @@ def test_reward_normalisation_state_is_checkpointed(tmp_path):
     saved = meta["training"]["reward_normalizer"]
     assert saved["stats"]["count"] > 100
     assert saved["stats"]["var"] == agent.trainer.reward_normalizer.stats.var.tolist()
+
+
+def test_async_vector_env_trains_saves_and_warns_that_resume_restarts_episodes(tmp_path):
+    with pytest.warns(RuntimeWarning, match="could not be captured"):
+        agent = rl.train(
+            CP, total_steps=1024, seed=0, progress=False, num_envs=2, vectorization_mode="async", out=tmp_path
+        )
+    assert agent.trainer.envs.closed
+    assert rl.load(tmp_path).act(np.zeros(4, np.float32), deterministic=True) in (0, 1)

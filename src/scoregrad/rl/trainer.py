@@ -400,14 +400,22 @@ class Trainer:
                 print(f"\ninterrupted: checkpoint saved to {self.out}; continue with --resume")
             self._restore_boundary()
             logger.close(self.out)
+            self.close_async_envs()
             return self.agent
         except BaseException:
             logger.close(None)
+            self.close_async_envs()
             raise
         if self.out is not None:
             save_checkpoint(self.out, *self.state())
         logger.close(self.out)
+        self.close_async_envs()
         return self.agent
+
+    def close_async_envs(self) -> None:
+        """Stop the worker processes of an async vector env (sync envs stay usable for save())."""
+        if isinstance(self.envs, gym.vector.AsyncVectorEnv):
+            self.envs.close()
 
     def _restore_boundary(self) -> None:
         if self._boundary is not None:
