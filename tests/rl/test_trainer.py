@@ -352,3 +352,16 @@ def test_async_vector_env_trains_saves_and_warns_that_resume_restarts_episodes(t
         )
     assert agent.trainer.envs.closed
     assert rl.load(tmp_path).act(np.zeros(4, np.float32), deterministic=True) in (0, 1)
+
+
+def test_resume_is_bitwise_identical_on_a_sync_vector_env(tmp_path):
+    kwargs = dict(total_steps=4 * 64 * 4, seed=2, progress=False, num_envs=4, num_steps=64, norm_reward=True)
+    straight = rl.train("Pendulum-v1", **kwargs)
+
+    def stop_after_two(trainer):
+        if trainer.iteration == 2:
+            raise KeyboardInterrupt
+
+    rl.train("Pendulum-v1", out=tmp_path, callback=stop_after_two, **kwargs)
+    resumed = rl.resume(tmp_path)
+    assert _equal(_weights(straight), _weights(resumed))
