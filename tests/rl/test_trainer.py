@@ -365,3 +365,36 @@ def test_resume_is_bitwise_identical_on_a_sync_vector_env(tmp_path):
     rl.train("Pendulum-v1", out=tmp_path, callback=stop_after_two, **kwargs)
     resumed = rl.resume(tmp_path)
     assert _equal(_weights(straight), _weights(resumed))
+
+
+class _MatchTarget(gym.Env):
+    """Reward = number of action components equal to a fixed target (one-step episodes)."""
+
+    observation_space = gym.spaces.Box(-1, 1, (2,), np.float32)
+
+    def __init__(self, action_space, target):
+        self.action_space = action_space
+        self.target = np.asarray(target)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        reward = float(np.sum(np.asarray(action) == self.target))
+        return np.zeros(2, np.float32), reward, True, False, {}
+
+
+@pytest.mark.parametrize(
+    "space, target",
+    [(gym.spaces.MultiDiscrete([3, 4]), [2, 1]), (gym.spaces.MultiBinary(3), [1, 0, 1])],
+)
+def test_multidiscrete_and_multibinary_policies_learn_a_bandit(space, target):
+    def factory():
+        return _MatchTarget(space, target)
+
+    agent = rl.train(
+        factory, total_steps=8192, seed=0, progress=False, num_envs=4, num_steps=64, learning_rate=3e-3
+    )
+    action = agent.act(np.zeros(2, np.float32), deterministic=True)
+    assert np.array_equal(np.asarray(action), np.asarray(target))
