@@ -1,0 +1,55 @@
+"""Per-environment tuned settings: a table the user can read.
+
+``PRESETS[env_id][algo]`` holds overrides of the algorithm's config defaults; ``rl.train`` applies
+them unless ``preset=False``, and explicit keyword arguments win over them. Budgets are the step
+counts the benchmarks in ``benchmarks/`` use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["PRESETS", "BUDGETS", "preset_for"]
+
+# fmt: off
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "CartPole-v1": {
+        "ppo": dict(num_envs=32, num_steps=64, learning_rate=1e-2, update_epochs=4, num_minibatches=2,
+                    gae_lambda=0.9, gamma=0.98, ent_coef=0.0, clip_coef=0.2, max_grad_norm=0.5),
+        "a2c": dict(num_envs=16, num_steps=16, learning_rate=2e-3, gae_lambda=0.95, norm_adv=True),
+        "reinforce": dict(num_envs=16, num_steps=128, learning_rate=1e-2, baseline="value"),
+    },
+    "Acrobot-v1": {
+        "ppo": dict(num_envs=16, num_steps=64, learning_rate=2.5e-3, update_epochs=4, num_minibatches=2,
+                    gae_lambda=0.9, gamma=0.99, norm_obs=True),
+    },
+    "Pendulum-v1": {
+        "ppo": dict(num_envs=16, num_steps=256, learning_rate=1e-3, update_epochs=10, num_minibatches=32,
+                    gae_lambda=0.95, gamma=0.9, clip_coef=0.2, norm_obs=True, norm_reward=True,
+                    log_std_init=0.0, hidden_sizes=(64, 64)),
+    },
+    "LunarLander-v3": {
+        "ppo": dict(num_envs=16, num_steps=256, learning_rate=1e-3, update_epochs=4, num_minibatches=4,
+                    gae_lambda=0.98, gamma=0.999, ent_coef=0.01, norm_obs=True),
+    },
+    "HalfCheetah-v5": {
+        "ppo": dict(num_envs=1, num_steps=2048, learning_rate=3e-4, update_epochs=10, num_minibatches=32,
+                    norm_obs=True, norm_reward=True),
+    },
+}
+# fmt: on
+
+BUDGETS: dict[str, int] = {
+    "CartPole-v1": 100_000,
+    "Acrobot-v1": 200_000,
+    "Pendulum-v1": 300_000,
+    "LunarLander-v3": 500_000,
+    "HalfCheetah-v5": 1_000_000,
+}
+
+
+def preset_for(env_id: str | None, algo: str) -> dict[str, Any]:
+    """The preset overrides for ``(env_id, algo)``, or ``{}``."""
+    if env_id is None:
+        return {}
+    return dict(PRESETS.get(env_id, {}).get(algo, {}))

@@ -1,0 +1,335 @@
+"""Vector environments and rollout collection.
+
+Environments are Gymnasium vector envs built by :func:`make_vector_env` from an id, a
+``gymnasium.Env`` or a factory. Rollouts rely on Gymnasium 1.x's default ``NEXT_STEP`` autoreset:
+the observation returned by a done step is the true final observation, and the following step is
+an autoreset step that is recorded with ``valid = False`` (see :mod:`scoregrad.rl.returns`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = [
+    "NonFiniteError",
+    "make_vector_env",
+    "env_id_of",
+    "RolloutBuffer",
+    "RolloutState",
+    "collect_rollout",
+    "get_env_state",
+    "set_env_state",
+]
+
+EnvLike = str | gym.Env | gym.vector.VectorEnv | Callable[[], gym.Env]
+
+
+class NonFiniteError(FloatingPointError):
+    """A reward, observation or gradient was NaN or infinite."""
+
+
+def env_id_of(env: EnvLike) -> str | None:
+    if isinstance(env, str):
+        return env
+    spec = getattr(env, "spec", None)
+    return spec.id if spec is not None else None
+
+
+def make_vector_env(env: EnvLike, num_envs: int, vectorization_mode: str = "auto") -> gym.vector.VectorEnv:
+    """Build a ``NEXT_STEP``-autoreset vector env.
+
+    Args:
+        env: an env id (``"CartPole-v1"``), a ``gymnasium.Env`` (re-created from its spec for
+            ``num_envs > 1``), a zero-argument factory returning a ``gymnasium.Env``, or an
+            existing vector env (used as is).
+        num_envs: number of parallel copies.
+        vectorization_mode: ``"auto"`` (the env's native vectorised implementation where it has
+            one, e.g. CartPole, else ``"sync"``), ``"vector_entry_point"``, ``"sync"`` or
+            ``"async"``.
+    """
+    if isinstance(env, gym.vector.VectorEnv):
+        return env
+    if isinstance(env, str):
+        spec = gym.spec(env)
+        mode = vectorization_mode
+        if mode == "auto":
+            mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
+        return gym.make_vec(env, num_envs=num_envs, vectorization_mode=mode)
+    if isinstance(env, gym.Env):
+        if num_envs == 1:
+            return gym.vector.SyncVectorEnv([lambda: env])
+        if env.spec is None:
+            raise ValueError(
+                "a gymnasium.Env instance can only be copied through its spec; this one has none. "
+                "Pass a factory (lambda: MyEnv()) instead, or num_envs=1."
+            )
+        spec = env.spec
+
+        def factory() -> gym.Env:
+            return gym.make(spec)
+
+        env = factory
+    if callable(env):
+        mode = "sync" if vectorization_mode in ("auto", "vector_entry_point") else vectorization_mode
+        cls = gym.vector.AsyncVectorEnv if mode == "async" else gym.vector.SyncVectorEnv
+        return cls([env] * num_envs)
+    raise TypeError(f"env must be an id, a gymnasium.Env, a factory or a VectorEnv; got {type(env).__name__}")
+
+
+# --------------------------------------------------------------------------- env state (for resume)
+_STATIC = {
+    "action_space",
+    "observation_space",
+    "single_action_space",
+    "single_observation_space",
+    "spec",
+    "metadata",
+    "render_mode",
+    "screen",
+    "clock",
+    "isopen",
+    "_np_random",
+    "np_random",
+    "_np_random_seed",
+    "_cached_spec",
+    "_saved_kwargs",
+    "_action_space",
+    "_observation_space",
+    "_metadata",
+    "env",
+    "viewer",
+    "_previous_data",  # PassiveEnvChecker bookkeeping, not env state
+}
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return {"__ndarray__": value.tolist(), "dtype": str(value.dtype), "shape": list(value.shape)}
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode(v) for v in value]}
+    if isinstance(value, np.generic):
+        return {"__npscalar__": value.item(), "dtype": str(value.dtype)}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(type(value).__name__)
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "__ndarray__" in value:
+            return np.array(value["__ndarray__"], dtype=value["dtype"]).reshape(value["shape"])
+        if "__tuple__" in value:
+            return tuple(_decode(v) for v in value["__tuple__"])
+        if "__npscalar__" in value:
+            return np.dtype(value["dtype"]).type(value["__npscalar__"])
+    return value
+
+
+def _object_state(obj: Any) -> dict[str, Any]:
+    state: dict[str, Any] = {}
+    for name, value in vars(obj).items():
+        if name in _STATIC or callable(value) and not isinstance(value, np.ndarray):
+            continue
+        try:
+            state[name] = _encode(value)
+        except TypeError as err:
+            raise TypeError(f"{type(obj).__name__}.{name}") from err
+    rng = getattr(obj, "_np_random", None)
+    if rng is not None:
+        state["__rng__"] = rng.bit_generator.state
+    return state
+
+
+def _set_object_state(obj: Any, state: dict[str, Any]) -> None:
+    for name, value in state.items():
+        if name == "__rng__":
+            obj._np_random.bit_generator.state = value
+        else:
+            setattr(obj, name, _decode(value))
+
+
+def _wrapper_chain(env: gym.Env) -> list[Any]:
+    chain = [env]
+    while hasattr(chain[-1], "env"):
+        chain.append(chain[-1].env)
+    return chain
+
+
+def get_env_state(envs: gym.vector.VectorEnv) -> dict[str, Any] | None:
+    """A JSON-able snapshot of a vector env's full state, or None if it cannot be captured.
+
+    Works for envs whose state is plain numbers and numpy arrays (classic control, CartPole's native
+    vector env, toy-text); physics engines (Box2D, MuJoCo) and async envs return None, and a resumed
+    run then restarts their episodes (not bitwise identical to an uninterrupted run).
+    """
+    try:
+        if isinstance(envs, gym.vector.SyncVectorEnv):
+            vec = {k: _encode(getattr(envs, k)) for k in ("_autoreset_envs",)}
+            subs = [[_object_state(w) for w in _wrapper_chain(e)] for e in envs.envs]
+            return {"kind": "sync", "vector": vec, "envs": subs}
+        if isinstance(envs, gym.vector.AsyncVectorEnv):
+            return None
+        return {"kind": "native", "chain": [_object_state(w) for w in _wrapper_chain(envs)]}
+    except TypeError:
+        return None
+
+
+def set_env_state(envs: gym.vector.VectorEnv, state: dict[str, Any]) -> None:
+    """Restore a snapshot from :func:`get_env_state` into a freshly reset env of the same kind."""
+    if state["kind"] == "sync":
+        for k, v in state["vector"].items():
+            setattr(envs, k, _decode(v))
+        for e, chain in zip(envs.envs, state["envs"], strict=True):
+            for w, s in zip(_wrapper_chain(e), chain, strict=True):
+                _set_object_state(w, s)
+    else:
+        for w, s in zip(_wrapper_chain(envs), state["chain"], strict=True):
+            _set_object_state(w, s)
+
+
+# --------------------------------------------------------------------------- rollout
+@dataclass
+class RolloutBuffer:
+    """Time-major storage for one rollout of ``T`` steps on ``N`` envs."""
+
+    obs: Tensor  # (T, N, obs_dim) preprocessed (and normalised) observations
+    actions: Tensor  # (T, N, *raw_action_shape) raw sampled actions
+    log_probs: Tensor  # (T, N)
+    values: Tensor  # (T, N)
+    rewards: Tensor  # (T, N) (normalised if reward normalisation is on)
+    terminated: Tensor  # (T, N) bool
+    truncated: Tensor  # (T, N) bool
+    valid: Tensor  # (T, N) bool, False at autoreset and skipped steps
+    action_masks: Tensor | None  # (T, N, n) bool or None
+    last_value: Tensor = field(default_factory=lambda: torch.zeros(0))  # (N,) V(obs after the rollout)
+
+    @classmethod
+    def allocate(cls, T: int, N: int, obs_dim: int, action_shape: tuple[int, ...], action_dtype, mask_dim):
+        return cls(
+            obs=torch.zeros(T, N, obs_dim),
+            actions=torch.zeros(T, N, *action_shape, dtype=action_dtype),
+            log_probs=torch.zeros(T, N),
+            values=torch.zeros(T, N),
+            rewards=torch.zeros(T, N),
+            terminated=torch.zeros(T, N, dtype=torch.bool),
+            truncated=torch.zeros(T, N, dtype=torch.bool),
+            valid=torch.zeros(T, N, dtype=torch.bool),
+            action_masks=None if mask_dim is None else torch.ones(T, N, mask_dim, dtype=torch.bool),
+        )
+
+    def next_values(self) -> Tensor:
+        """``(T, N)`` value of the observation each step led to (NEXT_STEP autoreset)."""
+        return torch.cat([self.values[1:], self.last_value.unsqueeze(0)], dim=0)
+
+
+@dataclass
+class RolloutState:
+    """What carries over between rollouts: the current observation and per-env episode counters."""
+
+    obs: Tensor  # (N, obs_dim) preprocessed current observation
+    prev_done: np.ndarray  # (N,) bool: the next step is an autoreset step
+    action_mask: Tensor | None  # (N, n) bool
+    episode_return: np.ndarray  # (N,) float64, raw rewards
+    episode_length: np.ndarray  # (N,) int64
+    global_step: int = 0
+    finished: list[tuple[int, float, int]] = field(default_factory=list)  # (step, return, length)
+
+
+def _first_bad(x: np.ndarray) -> int:
+    bad = ~np.isfinite(x.reshape(x.shape[0], -1)).all(axis=1)
+    return int(np.flatnonzero(bad)[0])
+
+
+def collect_rollout(
+    envs: gym.vector.VectorEnv,
+    policy,
+    buffer: RolloutBuffer,
+    state: RolloutState,
+    generator: torch.Generator,
+    obs_fn: Callable[[np.ndarray], Tensor],
+    mask_fn: Callable[[np.ndarray, dict], Tensor | None],
+    reward_fn: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
+    on_non_finite: str = "raise",
+) -> None:
+    """Fill ``buffer`` with ``T`` steps of ``policy`` on ``envs``, advancing ``state`` in place.
+
+    ``obs_fn`` preprocesses and normalises a raw observation batch into ``(N, obs_dim)``;
+    ``mask_fn`` returns the action mask for it (or None); ``reward_fn`` normalises rewards.
+    Non-finite rewards or observations raise :class:`NonFiniteError` naming the env step and env
+    index, or with ``on_non_finite="skip"`` are zeroed and their transition marked invalid.
+    """
+    T = buffer.rewards.shape[0]
+    for t in range(T):
+        obs = state.obs
+        with torch.no_grad():
+            dist = policy.distribution(obs, state.action_mask)
+            action = dist.sample(generator)
+            buffer.log_probs[t] = dist.log_prob(action)
+            buffer.values[t] = policy.value(obs)
+        buffer.obs[t] = obs
+        buffer.actions[t] = action
+        if buffer.action_masks is not None and state.action_mask is not None:
+            buffer.action_masks[t] = state.action_mask
+        valid = ~state.prev_done
+        next_obs, reward, terminated, truncated, info = envs.step(policy.to_env_action(action))
+        reward = np.asarray(reward, dtype=np.float64)
+        skip = np.zeros_like(valid)
+        for what, arr in (("reward", reward), ("observation", next_obs)):
+            if np.issubdtype(np.asarray(arr).dtype, np.floating) and not np.isfinite(arr).all():
+                i = _first_bad(np.asarray(arr))
+                if on_non_finite != "skip":
+                    raise NonFiniteError(
+                        f"non-finite {what} at env step {state.global_step + (t + 1) * envs.num_envs} "
+                        f"(rollout step {t}), env index {i}; no update was made with it. Pass "
+                        f"on_non_finite='skip' to drop such transitions instead."
+                    )
+                bad = ~np.isfinite(np.asarray(arr).reshape(envs.num_envs, -1)).all(axis=1)
+                skip |= bad
+                if what == "reward":
+                    reward = np.where(bad, 0.0, reward)
+                else:
+                    next_obs = np.where(np.isfinite(next_obs), next_obs, 0.0).astype(next_obs.dtype)
+        valid = valid & ~skip
+        done = terminated | truncated
+        # episode bookkeeping on raw rewards
+        state.episode_return += np.where(valid, reward, 0.0)
+        state.episode_length += valid
+        for i in np.flatnonzero(done):
+            state.finished.append(
+                (
+                    state.global_step + (t + 1) * envs.num_envs,
+                    float(state.episode_return[i]),
+                    int(state.episode_length[i]),
+                )
+            )
+        state.episode_return[done] = 0.0
+        state.episode_length[done] = 0
+        if reward_fn is not None:
+            reward = reward_fn(reward, done, valid)
+        buffer.rewards[t] = torch.from_numpy(np.asarray(reward, dtype=np.float32))
+        buffer.terminated[t] = torch.from_numpy(terminated)
+        buffer.truncated[t] = torch.from_numpy(truncated)
+        buffer.valid[t] = torch.from_numpy(valid)
+        state.obs = obs_fn(next_obs)
+        state.action_mask = mask_fn(next_obs, info)
+        state.prev_done = done
+    with torch.no_grad():
+        buffer.last_value = policy.value(state.obs)
+    state.global_step += T * envs.num_envs
+
+
+def warn_not_resumable(reason: str) -> None:
+    warnings.warn(
+        f"environment state could not be captured ({reason}); a resumed run restarts the episodes "
+        "and is not bitwise identical to an uninterrupted one",
+        RuntimeWarning,
+        stacklevel=2,
+    )
