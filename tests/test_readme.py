@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-SECTIONS_THAT_RUN = ("Quick start", "Diagnostics")
+SECTIONS_THAT_RUN = ("Quick start", "Diagnostics", "Quick start: Python")
 
 
 def python_blocks_by_section() -> list[tuple[str, str]]:
@@ -29,6 +29,7 @@ def test_the_readme_has_the_sections_that_must_run():
 
 
 @pytest.mark.parametrize(("heading", "code"), RUNNABLE, ids=[h for h, _ in RUNNABLE])
-def test_readme_block_runs(heading, code):
+def test_readme_block_runs(heading, code, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # blocks may write run directories
     namespace: dict = {}
     exec("import torch\nfrom torch.distributions import Normal\n" + code, namespace)  # noqa: S102

@@ -52,14 +52,15 @@ __all__ = [
     "sampling",
     "surrogate",
     "diagnostics",
+    "rl",
     "__version__",
 ]
 
 
 def __getattr__(name: str):
-    # diagnostics pulls in timing and printing helpers; load it on first use.
-    if name == "diagnostics":
+    # diagnostics and rl (gymnasium, safetensors) load on first use, keeping `import scoregrad` light.
+    if name in ("diagnostics", "rl"):
         import importlib
 
-        return importlib.import_module("scoregrad.diagnostics")
+        return importlib.import_module(f"scoregrad.{name}")
     raise AttributeError(f"module 'scoregrad' has no attribute {name!r}")
