@@ -66,3 +66,14 @@ def test_ctrl_c_during_cli_training_saves_and_exits_130(tmp_path, monkeypatch):
     assert code == 130
     meta = json.loads((out / "checkpoint.json").read_text())
     assert meta["training"]["iteration"] == 1
+
+
+def test_user_errors_print_one_line_and_exit_2(tmp_path, capsys):
+    run = tmp_path / "cp"
+    assert main(["train", "CartPole-v1", "--steps", "2048", "--seed", "0", "--out", str(run)]) == 0
+    (run / "model.safetensors").write_bytes(b"not a checkpoint")
+    capsys.readouterr()
+    assert main(["eval", str(run), "--episodes", "1"]) == 2
+    assert "scoregrad eval: error:" in capsys.readouterr().err
+    assert main(["train", "NoSuchEnv-v0", "--steps", "100"]) == 2
+    assert "NoSuchEnv" in capsys.readouterr().err

@@ -93,6 +93,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         algo = "ppo"  # let argparse report the bad choice
     args = build_parser(algo).parse_args(argv)
 
+    import gymnasium
+
+    from scoregrad.rl.checkpoint import CheckpointError
+    from scoregrad.rl.policies import UnsupportedSpaceError
+    from scoregrad.rl.rollout import NonFiniteError
+
+    # Errors about the user's input get one clear line, not a traceback; bugs still show theirs.
+    user_errors = (
+        CheckpointError,
+        UnsupportedSpaceError,
+        NonFiniteError,
+        FileNotFoundError,
+        gymnasium.error.Error,
+    )
+    try:
+        return _run(args)
+    except user_errors as error:
+        print(f"scoregrad {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     from scoregrad import rl
 
     if args.command == "train":
