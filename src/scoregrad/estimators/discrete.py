@@ -114,7 +114,7 @@ class ARM:
     name = "arm"
 
     def __repr__(self) -> str:
-        return "ARM()"
+        return f"{type(self).__name__}()"
 
     @staticmethod
     def antithetic_pair(logits: Tensor, u: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -136,18 +136,15 @@ class ARM:
         return _antithetic_pair_estimate(f, dist, num_samples, self.name, self.antithetic_pair)
 
 
-class DisARM:
+class DisARM(ARM):
     """DisARM for Bernoulli logits (Dong, Mnih & Tucker, 2020): unbiased, never worse than ARM.
 
     With ``b = 1[u < sigmoid(phi)]`` and its antithetic ``b~ = 1[1 - u < sigmoid(phi)]``:
     ``g = 1/2 (f(b) - f(b~)) (-1)^{b~} 1[b != b~] sigmoid(|phi|)`` per pair. A single variable at
-    ``phi = 0`` gets a zero-variance estimate.
+    ``phi = 0`` gets a zero-variance estimate. Shares ARM's body; only the pair differs.
     """
 
     name = "disarm"
-
-    def __repr__(self) -> str:
-        return "DisARM()"
 
     @staticmethod
     def antithetic_pair(logits: Tensor, u: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -157,17 +154,6 @@ class DisARM:
         sign = 1 - 2 * second
         weight = 0.5 * sign * (first != second).to(logits.dtype) * torch.sigmoid(logits.abs())
         return first, second, weight
-
-    def __call__(
-        self,
-        f: CostFunction,
-        dist: Distribution,
-        num_samples: int,
-        *,
-        sampler: Sampler | None = None,
-        context: Any = None,
-    ) -> Tensor:
-        return _antithetic_pair_estimate(f, dist, num_samples, self.name, self.antithetic_pair)
 
 
 def relaxed_sample(
