@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Bernoulli, Categorical, Distribution, Normal
 
-from scoregrad.estimators.score_function import _given_parameters, parameter_scores
+from scoregrad.estimators.score_function import given_parameters, parameter_scores
 from scoregrad.expectation import expectation
 
 __all__ = ["GradientStats", "gradient_statistics", "measure", "compare", "score_identities", "IdentityReport"]
@@ -246,7 +246,7 @@ def score_identities(
     ``scale``; ``probs`` or ``logits``), compared with closed forms for Normal, Bernoulli and
     Categorical. Each deviation is measured in its own Monte Carlo standard error.
     """
-    names = _given_parameters(dist)
+    names = given_parameters(dist)
     leaves = {name: getattr(dist, name).detach().clone().requires_grad_(True) for name in names}
     fresh = type(dist)(**leaves)
     with torch.no_grad():

@@ -20,13 +20,14 @@ from scoregrad.estimators.base import CostFunction, check_num_samples, evaluate_
 from scoregrad.sampling import Sampler
 from scoregrad.surrogate import inject_gradient, magic_box, score_function_surrogate, zero_forward
 
-__all__ = ["ScoreFunction", "expand_parameters", "parameter_scores"]
+__all__ = ["ScoreFunction", "expand_parameters", "parameter_scores", "given_parameters"]
 
 # Parameterisations torch keeps several of (one given, the others derived lazily): keep the given one.
 _ALTERNATIVES = (("probs", "logits"), ("scale_tril", "covariance_matrix", "precision_matrix"))
 
 
-def _given_parameters(dist: Distribution) -> list[str]:
+def given_parameters(dist: Distribution) -> list[str]:
+    """The names of the parameters ``dist`` was constructed from (one of ``probs``/``logits``, say)."""
     names = [name for name in dist.arg_constraints if name in dist.__dict__]
     for group in _ALTERNATIVES:
         present = [name for name in group if name in names]
@@ -57,7 +58,7 @@ def expand_parameters(dist: Distribution, sample_shape: torch.Size) -> tuple[Dis
         return TransformedDistribution(base, dist.transforms, validate_args=False), params
     kwargs: dict[str, Any] = {}
     params: list[Tensor] = []
-    for name in _given_parameters(dist):
+    for name in given_parameters(dist):
         value = getattr(dist, name)
         if isinstance(value, Tensor) and value.is_floating_point() and value.requires_grad:
             value = value.expand(sample_shape + value.shape)
