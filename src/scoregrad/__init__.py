@@ -8,7 +8,7 @@ The public surface::
 Estimators (``sg.ScoreFunction``, ``sg.Pathwise``, ...), baselines (``sg.baselines``), samplers
 (``sg.sampling``), surrogate building blocks (``sg.surrogate``), diagnostics
 (``sg.diagnostics``) and stochastic computation graphs (``with sg.graph() as g``). Policy gradients
-live in ``scoregrad.rl``.
+live in ``scoregrad.rl``, sequence rewards in ``scoregrad.seq``, search gradients in ``scoregrad.es``.
 """
 
 from __future__ import annotations
@@ -53,13 +53,15 @@ __all__ = [
     "surrogate",
     "diagnostics",
     "rl",
+    "seq",
+    "es",
     "__version__",
 ]
 
 
 def __getattr__(name: str):
-    # diagnostics and rl (gymnasium, safetensors) load on first use, keeping `import scoregrad` light.
-    if name in ("diagnostics", "rl"):
+    # diagnostics, rl (gymnasium, safetensors), seq and es load on first use, keeping `import scoregrad` light.
+    if name in ("diagnostics", "rl", "seq", "es"):
         import importlib
 
         return importlib.import_module(f"scoregrad.{name}")
