@@ -7,6 +7,7 @@ import json
 import pytest
 
 from scoregrad.cli import build_parser, main
+from scoregrad.rl.checkpoint import latest_checkpoint
 
 
 def test_train_eval_plot_round_trip(tmp_path, capsys):
@@ -15,7 +16,7 @@ def test_train_eval_plot_round_trip(tmp_path, capsys):
     assert main([*args, "--num-envs", "4", "--no-progress"]) == 0
     trained = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert trained["algo"] == "ppo"
-    meta = json.loads((out / "checkpoint.json").read_text())
+    meta = json.loads((latest_checkpoint(out) / "checkpoint.json").read_text())
     assert meta["config"]["num_envs"] == 4 and meta["training"]["global_step"] == 2048
     assert main(["eval", str(out), "--episodes", "3"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -29,7 +30,7 @@ def test_resume_continues_to_more_steps(tmp_path):
     out = tmp_path / "run"
     main(["train", "CartPole-v1", "--steps", "1024", "--out", str(out), "--num-envs", "4", "--no-progress"])
     main(["train", "CartPole-v1", "--out", str(out), "--resume", "--steps", "2048"])
-    meta = json.loads((out / "checkpoint.json").read_text())
+    meta = json.loads((latest_checkpoint(out) / "checkpoint.json").read_text())
     assert meta["training"]["global_step"] == 2048
 
 
@@ -64,14 +65,14 @@ def test_ctrl_c_during_cli_training_saves_and_exits_130(tmp_path, monkeypatch):
     out = tmp_path / "run"
     code = main(["train", "CartPole-v1", "--steps", "100000", "--out", str(out), "--no-progress"])
     assert code == 130
-    meta = json.loads((out / "checkpoint.json").read_text())
+    meta = json.loads((latest_checkpoint(out) / "checkpoint.json").read_text())
     assert meta["training"]["iteration"] == 1
 
 
 def test_user_errors_print_one_line_and_exit_2(tmp_path, capsys):
     run = tmp_path / "cp"
     assert main(["train", "CartPole-v1", "--steps", "2048", "--seed", "0", "--out", str(run)]) == 0
-    (run / "model.safetensors").write_bytes(b"not a checkpoint")
+    (latest_checkpoint(run) / "model.safetensors").write_bytes(b"not a checkpoint")
     capsys.readouterr()
     assert main(["eval", str(run), "--episodes", "1"]) == 2
     assert "scoregrad eval: error:" in capsys.readouterr().err

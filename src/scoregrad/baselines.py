@@ -12,15 +12,15 @@ forward value so that one ``backward()`` also trains a learned baseline (or ``No
 
 Which orders of derivative stay unbiased (single stochastic node, DiCE surrogate):
 
-===================  ==============  =================================================================
+===================  ==============  =================================================================================
 baseline             unbiased for    why
-===================  ==============  =================================================================
+===================  ==============  =================================================================================
 none, constant       every order     ``b`` is a constant
-moving_average       every order     ``b`` is computed from earlier calls only
+moving_average       every order     ``b`` is computed from earlier calls only (a ``MovingAverage`` object)
 leave_one_out        every order     ``b_i`` uses the other samples, independent of ``x_i`` (iid only)
 optimal              every order     coefficients are leave-one-out; the control variate has zero mean
 learned              every order     ``b`` depends on the context, not on ``x``
-===================  ==============  =================================================================
+===================  ==============  =================================================================================
 
 The variance reduction is designed for the first derivative; higher derivatives remain unbiased
 but are not made less noisy.
@@ -44,6 +44,7 @@ __all__ = [
     "Learned",
     "resolve_baseline",
     "BASELINES",
+    "check_baseline",
 ]
 
 
@@ -79,6 +80,8 @@ class Constant:
     uses_other_samples = False
 
     def __init__(self, value: float | Tensor = 0.0) -> None:
+        if not bool(torch.isfinite(torch.as_tensor(value, dtype=torch.float64)).all()):
+            raise ValueError(f"baseline must be finite; got {value!r}")
         self.value = value
 
     def __call__(self, values: Tensor, *, context: Any = None) -> tuple[Tensor | None, Tensor | None]:
@@ -246,10 +249,33 @@ class Learned:
 
 BASELINES: dict[str, Callable[[], Baseline]] = {
     "none": NoBaseline,
-    "moving_average": MovingAverage,
     "leave_one_out": LeaveOneOut,
     "optimal": Optimal,
 }
+
+
+def check_baseline(baseline: Tensor | None, values: Tensor, where: str = "baseline") -> Tensor | None:
+    """Check a baseline's value before it enters a surrogate: finite, and broadcastable to ``values``.
+
+    Args:
+        baseline: what a baseline returned (None for no baseline).
+        values: the costs it is subtracted from, ``(num_samples, *batch_shape)``.
+        where: how to name it in the error (``"baseline"``, ``"node 'z': baseline"``).
+    """
+    if baseline is None:
+        return None
+    try:
+        fits = torch.broadcast_shapes(baseline.shape, values.shape) == values.shape
+    except RuntimeError:
+        fits = False
+    if not fits:
+        raise ValueError(
+            f"{where} has shape {tuple(baseline.shape)}, which does not broadcast to the costs' shape "
+            f"{tuple(values.shape)} (num_samples, *batch_shape)"
+        )
+    if not bool(torch.isfinite(baseline.detach()).all()):
+        raise ValueError(f"{where} has non-finite values: {baseline.detach()}")
+    return baseline
 
 
 def resolve_baseline(baseline: str | float | Baseline | nn.Module | Callable | None) -> Baseline:
@@ -265,9 +291,16 @@ def resolve_baseline(baseline: str | float | Baseline | nn.Module | Callable | N
             raise ValueError(
                 "baseline 'constant' needs a value: pass a number or sg.baselines.Constant(value)"
             )
+        if baseline == "moving_average":
+            # A name cannot hold state: a fresh average per call has seen nothing and subtracts 0.
+            raise ValueError(
+                "baseline 'moving_average' by name would start a fresh average on every call, which is no "
+                "baseline at all; create one sg.baselines.MovingAverage() and pass that object on every call"
+            )
         if baseline not in BASELINES:
             raise ValueError(
-                f"unknown baseline {baseline!r}; choose one of {sorted([*BASELINES, 'constant'])}"
+                f"unknown baseline {baseline!r}; choose one of {sorted(BASELINES)}, a number, "
+                "or an object such as sg.baselines.MovingAverage()"
             )
         return BASELINES[baseline]()
     if isinstance(baseline, (int, float)) or (

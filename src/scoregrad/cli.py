@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -24,15 +25,26 @@ from typing import Any
 __all__ = ["main", "build_parser"]
 
 
+class UsageError(Exception):
+    """A command-line mistake that argparse cannot see (one line, exit status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (``scoregrad train: error: ...``) and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def _add_config_options(parser: argparse.ArgumentParser, algo: str) -> None:
-    from scoregrad.rl.config import CONFIGS, describe
+    from scoregrad.rl.config import CONFIGS, choices, describe
 
     cls = CONFIGS[algo]
     group = parser.add_argument_group(f"{algo} config ({cls.__name__}; defaults before presets)")
     types = {f.name: f.type for f in fields(cls)}
     for name, default, help_text in describe(cls):
         flag = "--" + name.replace("_", "-")
-        kind = str(types[name])
+        options = choices(cls, name)
         if isinstance(default, bool):
             group.add_argument(
                 flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text
@@ -41,26 +53,35 @@ def _add_config_options(parser: argparse.ArgumentParser, algo: str) -> None:
             group.add_argument(
                 flag, dest=name, type=int, nargs="+", default=None, help=f"{help_text} [{default}]"
             )
+        elif options is not None:
+            group.add_argument(
+                flag, dest=name, choices=options, default=None, help=f"{help_text} [{default}]"
+            )
         else:
-            py = {"int": int, "float": float, "str": str}.get(kind, type(default))
+            py = {"int": int, "float": float, "str": str}.get(str(types[name]), type(default))
             group.add_argument(flag, dest=name, type=py, default=None, help=f"{help_text} [{default}]")
 
 
 def build_parser(algo: str = "ppo") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="scoregrad", description="Score-function gradients and policy gradients."
-    )
+    parser = _Parser(prog="scoregrad", description="Score-function gradients and policy gradients.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a policy on a Gymnasium env")
-    train.add_argument("env", help="Gymnasium env id, e.g. CartPole-v1")
-    train.add_argument("--algo", choices=["ppo", "a2c", "reinforce"], default="ppo")
+    train.add_argument("env", help="Gymnasium env id, e.g. CartPole-v1, or my_module:MyEnv-v0")
+    train.add_argument("--algo", choices=["ppo", "a2c", "reinforce"], default=None, help="[ppo]")
     train.add_argument("--steps", type=int, default=None, help="total env steps [100000, or the saved run's]")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, default=None, help="seed [0]")
     train.add_argument(
-        "--out", type=Path, default=None, help="run directory (checkpoint, CSV, TensorBoard, PNG)"
+        "--out", type=Path, default=None, help="run directory (checkpoints, CSV, TensorBoard, PNG)"
     )
-    train.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    mode = train.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run saved in --out (only --steps, --progress, --checkpoint-every and "
+        "--torch-threads may change)",
+    )
+    mode.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     train.add_argument("--no-preset", action="store_true", help="ignore the per-env preset table")
     _add_config_options(train, algo)
 
@@ -87,7 +108,18 @@ def _algo_from_argv(argv: Sequence[str]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Run the command line; returns the exit status (0, 2 for bad input, 130/143 after Ctrl-C/SIGTERM)."""
+    from scoregrad.interrupts import exit_status, terminate_as_interrupt
+
+    try:
+        with terminate_as_interrupt():  # SIGTERM during start-up: a quiet exit 143, like Ctrl-C's 130
+            return _main(list(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt as interrupt:
+        print("scoregrad: interrupted", file=sys.stderr)
+        return exit_status(interrupt)
+
+
+def _main(argv: list[str]) -> int:
     algo = _algo_from_argv(argv)
     if algo not in ("ppo", "a2c", "reinforce"):
         algo = "ppo"  # let argparse report the bad choice
@@ -96,62 +128,131 @@ def main(argv: Sequence[str] | None = None) -> int:
     import gymnasium
 
     from scoregrad.rl.checkpoint import CheckpointError
+    from scoregrad.rl.config import ConfigError
     from scoregrad.rl.policies import UnsupportedSpaceError
     from scoregrad.rl.rollout import NonFiniteError
+    from scoregrad.rl.trainer import EvaluationError, ResumeMismatchError, RunExistsError, SpaceMismatchError
 
     # Errors about the user's input get one clear line, not a traceback; bugs still show theirs.
     user_errors = (
+        UsageError,
         CheckpointError,
+        ConfigError,
         UnsupportedSpaceError,
         NonFiniteError,
+        EvaluationError,
+        ResumeMismatchError,
+        RunExistsError,
+        SpaceMismatchError,
         FileNotFoundError,
         gymnasium.error.Error,
     )
     try:
-        return _run(args)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RuntimeWarning)
+            status = _run(args)
+        for warning in caught:
+            if issubclass(warning.category, RuntimeWarning):
+                print(f"scoregrad {args.command}: warning: {warning.message}", file=sys.stderr)
+            else:
+                warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+        return status
     except user_errors as error:
         print(f"scoregrad {args.command}: error: {error}", file=sys.stderr)
         return 2
 
 
+def _print_json(payload: dict[str, Any]) -> None:
+    print(json.dumps(payload, allow_nan=False))  # strict JSON: evaluation refuses non-finite returns
+
+
+def _overrides(args: argparse.Namespace, algo: str) -> dict[str, Any]:
+    from scoregrad.rl.config import CONFIGS
+
+    return {
+        f.name: getattr(args, f.name)
+        for f in fields(CONFIGS[algo])
+        if getattr(args, f.name, None) is not None
+    }
+
+
+def _resume(args: argparse.Namespace) -> int:
+    """``train --resume``: the saved run continues; flags that would change what it is are refused."""
+    from scoregrad import rl
+    from scoregrad.interrupts import exit_status
+    from scoregrad.rl.checkpoint import load_checkpoint
+    from scoregrad.rl.trainer import RESUMABLE_FIELDS, ResumeMismatchError, check_run_checkpoint
+
+    if args.out is None:
+        raise UsageError("--resume needs --out RUN_DIR (the run to continue)")
+    _, meta = load_checkpoint(args.out, validate=check_run_checkpoint)
+    tr = meta["training"] or {}
+    saved_env = tr.get("env_spec") or meta.get("env_id")
+    if args.env != saved_env:
+        raise ResumeMismatchError(
+            f"--resume: the run in {args.out} trained on {saved_env!r}, not {args.env!r}"
+        )
+    if args.algo is not None and args.algo != meta["algo"]:
+        raise ResumeMismatchError(
+            f"--resume: the run in {args.out} uses --algo {meta['algo']}, not {args.algo}"
+        )
+    if args.seed is not None and args.seed != tr.get("seed"):
+        raise ResumeMismatchError(
+            f"--resume: the run in {args.out} uses --seed {tr.get('seed')}, not {args.seed}"
+        )
+    if args.no_preset:
+        raise ResumeMismatchError("--resume: --no-preset cannot change a saved run (its config is saved)")
+    overrides = _overrides(args, meta["algo"])
+    changed = {k: v for k, v in overrides.items() if k not in RESUMABLE_FIELDS}
+    for name, value in changed.items():
+        saved = meta["config"].get(name)
+        if (list(value) if isinstance(value, tuple) else value) != saved:
+            flag = "--" + name.replace("_", "-")
+            raise ResumeMismatchError(
+                f"--resume: {flag} {value} differs from the saved run's {saved!r}; only --steps, "
+                f"{', '.join('--' + f.replace('_', '-') for f in RESUMABLE_FIELDS)} may change"
+            )
+    agent = rl.resume(
+        args.out, total_steps=args.steps, **{k: overrides[k] for k in overrides if k in RESUMABLE_FIELDS}
+    )
+    if agent.trainer is not None and agent.trainer.interrupt is not None:
+        return exit_status(agent.trainer.interrupt)
+    print(f"resumed run saved to {args.out}")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     from scoregrad import rl
+    from scoregrad.interrupts import exit_status
 
     if args.command == "train":
         if args.resume:
-            if args.out is None:
-                raise SystemExit("--resume needs --out RUN_DIR (the run to continue)")
-            agent = rl.resume(args.out, total_steps=args.steps)
-            if agent.trainer is not None and agent.trainer.interrupted:
-                return 130
-            print(f"resumed run saved to {args.out}")
-            return 0
-        overrides: dict[str, Any] = {
-            f.name: getattr(args, f.name)
-            for f in fields(rl.config.CONFIGS[args.algo])
-            if getattr(args, f.name, None) is not None
-        }
+            return _resume(args)
+        algo = args.algo or "ppo"
         agent = rl.train(
             args.env,
-            algo=args.algo,
+            algo=algo,
             total_steps=args.steps if args.steps is not None else 100_000,
-            seed=args.seed,
+            seed=args.seed if args.seed is not None else 0,
             preset=not args.no_preset,
             out=args.out,
-            **overrides,
+            overwrite=args.overwrite,
+            **_overrides(args, algo),
         )
-        if agent.trainer is not None and agent.trainer.interrupted:
-            return 130  # checkpoint saved; the conventional exit status after Ctrl-C
+        if agent.trainer is not None and agent.trainer.interrupt is not None:
+            return exit_status(
+                agent.trainer.interrupt
+            )  # checkpoint saved; 130 after Ctrl-C, 143 after SIGTERM
         mean, std = rl.evaluate(agent, args.env, episodes=20, seed=1000)
-        print(json.dumps({"env": args.env, "algo": args.algo, "eval_mean_return": mean, "eval_std": std}))
+        _print_json({"env": args.env, "algo": algo, "eval_mean_return": mean, "eval_std": std})
         return 0
     if args.command == "eval":
         agent = rl.load(args.run)
         env = args.env or agent.env_id
         if env is None:
-            raise SystemExit("this run does not record an env id; pass --env")
+            raise UsageError("this run does not record an env id; pass --env")
         mean, std = rl.evaluate(agent, env, args.episodes, args.seed, deterministic=not args.stochastic)
-        print(json.dumps({"env": env, "episodes": args.episodes, "mean_return": mean, "std_return": std}))
+        _print_json({"env": env, "episodes": args.episodes, "mean_return": mean, "std_return": std})
         return 0
     from scoregrad.rl.plotting import plot_run
 

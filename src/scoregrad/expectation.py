@@ -9,7 +9,7 @@ from torch.distributions import Distribution
 
 from scoregrad.estimators import Estimator, resolve_estimator
 from scoregrad.estimators.base import CostFunction
-from scoregrad.sampling import Sampler, resolve_sampler
+from scoregrad.sampling import IID, Sampler, resolve_sampler
 
 __all__ = ["expectation"]
 
@@ -57,4 +57,10 @@ def expectation(
     if not callable(f):
         raise TypeError(f"f must be callable, got {type(f).__name__}")
     resolved = resolve_estimator(estimator, baseline)
-    return resolved(f, dist, num_samples, sampler=resolve_sampler(sampler), context=context)
+    resolved_sampler = resolve_sampler(sampler)
+    if not getattr(resolved, "uses_sampler", True) and not isinstance(resolved_sampler, IID):
+        raise ValueError(
+            f"sampler {resolved_sampler!r} would be ignored: estimator {resolved.name!r} draws its own samples; "
+            "leave sampler='iid'"
+        )
+    return resolved(f, dist, num_samples, sampler=resolved_sampler, context=context)

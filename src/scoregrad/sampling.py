@@ -18,7 +18,7 @@ independent samples and are refused with coupled samplers.
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -34,7 +34,23 @@ from torch.distributions import (
     Uniform,
 )
 
-__all__ = ["Sampler", "IID", "Antithetic", "Sobol", "resolve_sampler", "SAMPLERS"]
+__all__ = ["Sampler", "IID", "Antithetic", "Sobol", "resolve_sampler", "SAMPLERS", "require"]
+
+
+def require(needed_by: str, dist: Distribution, method: str, *args: Any) -> Any:
+    """``dist.method(*args)`` (or the property ``dist.method``), naming both when it is not implemented.
+
+    ``torch.distributions`` raises a bare ``NotImplementedError`` for a method a family lacks; this
+    turns it into a ``TypeError`` that says which method of which distribution ``needed_by`` needs.
+    """
+    try:
+        value = getattr(dist, method)
+        return value(*args) if callable(value) else value
+    except NotImplementedError as error:
+        name = type(dist).__name__
+        raise TypeError(
+            f"{needed_by} needs {method}; {name} has none ({name}.{method} is not implemented)"
+        ) from error
 
 
 @runtime_checkable
@@ -54,7 +70,7 @@ class IID:
 
     def sample(self, dist: Distribution, num_samples: int, reparameterized: bool) -> Tensor:
         shape = torch.Size([num_samples])
-        return dist.rsample(shape) if reparameterized else dist.sample(shape)
+        return require("sampling", dist, "rsample" if reparameterized else "sample", shape)
 
     def __repr__(self) -> str:
         return "IID()"
@@ -96,6 +112,18 @@ class Antithetic:
         return "Antithetic()"
 
 
+def _floating_parameter(dist: Distribution) -> Tensor | None:
+    """A floating-point tensor the distribution holds (its dtype and device), searching wrapped ones."""
+    for value in vars(dist).values():
+        if isinstance(value, Tensor) and value.is_floating_point():
+            return value
+        if isinstance(value, Distribution):
+            found = _floating_parameter(value)
+            if found is not None:
+                return found
+    return None
+
+
 class Sobol:
     """Randomised quasi-Monte-Carlo: a Sobol point set, randomly shifted, through the inverse CDF.
 
@@ -117,7 +145,9 @@ class Sobol:
                 f"sampler 'sobol': event size {dimension} exceeds SobolEngine's maximum "
                 f"{torch.quasirandom.SobolEngine.MAXDIM}; use sampler='iid'"
             )
-        mean = base.mean
+        mean = _floating_parameter(base)
+        if mean is None:
+            mean = require("sampler 'sobol'", base, "mean")  # for the dtype and device
         dtype = mean.dtype if mean.is_floating_point() else torch.get_default_dtype()
         points = torch.quasirandom.SobolEngine(dimension, scramble=False).draw(
             num_samples, dtype=torch.float64
@@ -130,13 +160,7 @@ class Sobol:
         tiny = torch.finfo(dtype).eps
         u = u.to(dtype=dtype, device=mean.device).clamp(tiny, 1 - tiny)
         u = u.reshape((num_samples, *dist.batch_shape, *dist.event_shape))
-        try:
-            x = base.icdf(u)
-        except NotImplementedError as error:
-            raise TypeError(
-                f"sampler 'sobol' needs icdf; {type(base).__name__} has none. Use sampler='iid' "
-                "(or 'antithetic' for symmetric families)"
-            ) from error
+        x = require("sampler 'sobol'", base, "icdf", u)
         return x if reparameterized else x.detach()
 
     def __repr__(self) -> str:

@@ -61,7 +61,7 @@ from torch import Tensor, nn
 from torch.distributions import Categorical, Distribution
 from torch.overrides import TorchFunctionMode
 
-from scoregrad.baselines import Baseline, NoBaseline, Optimal, resolve_baseline
+from scoregrad.baselines import Baseline, NoBaseline, Optimal, check_baseline, resolve_baseline
 from scoregrad.estimators import ARM, DisARM, Exact, GumbelSoftmax, Pathwise, ScoreFunction, StraightThrough
 from scoregrad.estimators.discrete import (
     bernoulli_logits,
@@ -413,6 +413,16 @@ def _bits(mask: int) -> Iterator[int]:
         index += 1
 
 
+def _broadcasts_into(small: torch.Size, big: torch.Size) -> bool:
+    """True when ``small`` broadcasts to exactly ``big`` (torch raises instead of answering no)."""
+    if len(small) > len(big):
+        return False
+    try:
+        return torch.broadcast_shapes(small, big) == big
+    except RuntimeError:
+        return False
+
+
 def _shape_error(what: str, shape: torch.Size, node: _Node) -> str:
     return (
         f"{what} has shape {tuple(shape)} but depends on node {node.name!r}, whose samples have "
@@ -699,10 +709,7 @@ class StochasticGraph:
     def _check_batch_shape(self, node: _Node) -> None:
         for index in _bits(node.ancestors):
             parent = self._node_by_index(index)
-            if (
-                len(parent.shape) > len(node.shape)
-                or torch.broadcast_shapes(parent.shape, node.shape) != node.shape
-            ):
+            if not _broadcasts_into(parent.shape, node.shape):
                 raise ValueError(
                     _shape_error(f"node {node.name!r}'s (plate, *batch_shape)", node.shape, parent)
                 )
@@ -742,10 +749,7 @@ class StochasticGraph:
             )
         for index in _bits(mask):
             node = self._node_by_index(index)
-            if (
-                len(node.shape) > value.dim()
-                or torch.broadcast_shapes(node.shape, value.shape) != value.shape
-            ):
+            if not _broadcasts_into(node.shape, value.shape):
                 raise ValueError(_shape_error(f"cost {name!r}", value.shape, node))
         self._costs[name] = _Term(name, value, mask)
 
@@ -902,6 +906,9 @@ class StochasticGraph:
             own_plate = node.plate is not None
             baseline, fit_loss = node.baseline(
                 values if own_plate else values.unsqueeze(0), context=node.context
+            )
+            baseline = check_baseline(
+                baseline, values if own_plate else values.unsqueeze(0), f"node {node.name!r}: baseline"
             )
             if baseline is not None and not own_plate:
                 baseline = torch.broadcast_to(baseline, (1, *node.shape)).squeeze(0)

@@ -62,7 +62,7 @@ def test_capability_and_configuration_errors():
         ):
             g.sample("b", Bernoulli(logits=torch.zeros(2)), estimator="pathwise")
         with pytest.raises(ValueError, match="baseline= applies to score-function nodes only, not 'arm'"):
-            g.sample("c", Bernoulli(logits=torch.zeros(2)), 2, estimator="arm", baseline="moving_average")
+            g.sample("c", Bernoulli(logits=torch.zeros(2)), 2, estimator="arm", baseline=0.5)
         with pytest.raises(ValueError, match="must be even"):
             g.sample("d", Bernoulli(logits=torch.zeros(2)), 3, estimator="disarm")
         with pytest.raises(TypeError, match="Bernoulli"):
@@ -105,7 +105,7 @@ def test_core_estimator_objects_configure_nodes():
 
 def test_surrogate_is_built_once_and_closes_the_graph():
     with sg.graph() as g:
-        z = g.sample("z", Bernoulli(logits=torch.zeros(3)), 2, baseline="moving_average")
+        z = g.sample("z", Bernoulli(logits=torch.zeros(3)), 2, baseline=sg.baselines.MovingAverage())
         g.cost("c", z)
         loss = g.surrogate()
         assert g.surrogate() is loss  # a second call does not update the moving average again

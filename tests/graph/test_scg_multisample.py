@@ -145,10 +145,12 @@ def exact_unordered_chain(t):
 def test_unordered_set_node_with_a_score_function_child_is_unbiased():
     """The set's weights reach the child's costs; the child's baseline sees them detached."""
 
+    child_baseline = sg.baselines.MovingAverage()  # kept across draws, as a moving average must be
+
     def surrogate_fn(rows):
         with sg.graph() as g:
             z1 = g.sample("z1", Categorical(logits=categorical_logits(rows)), 3, estimator="unordered_set")
-            z2 = g.sample("z2", Bernoulli(logits=CHILD[z1] + rows[:, 1]), baseline="moving_average")
+            z2 = g.sample("z2", Bernoulli(logits=CHILD[z1] + rows[:, 1]), baseline=child_baseline)
             g.cost("root", VALUES[z1])
             g.cost("child", z2 * (2.0 - VALUES[z1]))
         return g.surrogate()

@@ -18,6 +18,7 @@ from torch import nn
 from torch.distributions import Bernoulli, Categorical
 
 import scoregrad as sg
+from scoregrad.baselines import MovingAverage
 from tests.graph.scg_helpers import exact_derivatives, gradient_and_hessian_draws
 from tests.helpers import assert_unbiased
 
@@ -83,7 +84,7 @@ DICE_CONFIGS = {
     "score_function_plain": [(None, None, 2), (None, None, None), (None, None, None)],
     "leave_one_out_and_moving_average": [
         (None, "leave_one_out", 3),
-        (None, "moving_average", None),
+        (None, MovingAverage(), None),
         (None, 0.5, None),
     ],
     "nested_plates_leave_one_out": [
@@ -166,7 +167,7 @@ def exact_tree(theta):
 
 
 TREE_CONFIGS = {
-    "score_function": [(None, "leave_one_out", 3), (None, "moving_average", None), (None, None, 2)],
+    "score_function": [(None, "leave_one_out", 3), (None, MovingAverage(), None), (None, None, 2)],
     "exact_root": [("exact", None, None), (None, None, 2), (None, "leave_one_out", 2)],
     "exact_leaves": [(None, "leave_one_out", 2), ("exact", None, None), ("exact", None, None)],
 }
@@ -191,7 +192,7 @@ def test_tree_first_and_second_derivatives_match_enumeration(config):
     if config == "score_function":
         # z2 and z3 each have their own plate of 2 under z1's 3: costs (2, 3, R) would not line up, so
         # only z3 gets one here.
-        estimators = [(None, "leave_one_out", 3), (None, "moving_average", None), (None, "leave_one_out", 2)]
+        estimators = [(None, "leave_one_out", 3), (None, MovingAverage(), None), (None, "leave_one_out", 2)]
     value, grad, hessian = exact_derivatives(exact_tree, THETA)
     run_tree(THETA.repeat(8, 1), estimators)
     surrogate, grads, hessians = gradient_and_hessian_draws(lambda rows: run_tree(rows, estimators), THETA)
@@ -217,7 +218,7 @@ def test_chain_first_order_estimators_at_the_root_are_unbiased(name):
     if name == "rebar":
         # The relaxed cost of z1 alone: a differentiable stand-in for the downstream costs.
         estimator = sg.REBAR(lambda soft: (soft - 0.3) ** 2 + 2.0 * soft * 0.5)
-    estimators = [(estimator, None, n), (None, "moving_average", None), (None, None, None)]
+    estimators = [(estimator, None, n), (None, MovingAverage(), None), (None, None, None)]
     _, grad, _ = exact_derivatives(exact_chain, THETA)
     run_chain(THETA.repeat(8, 1), estimators)
     _, grads, _ = gradient_and_hessian_draws(

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from scoregrad import rl
+from scoregrad.rl.checkpoint import latest_checkpoint
 
 CP = "CartPole-v1"
 
@@ -62,7 +63,7 @@ def test_save_load_round_trip_acts_identically(tmp_path):
     single = loaded.act(obs[0], deterministic=True)
     assert np.ndim(single) == 0 and gym.spaces.Discrete(2).contains(int(single))
     assert rl.evaluate(agent, CP, 5) == rl.evaluate(loaded, CP, 5)
-    meta = json.loads((tmp_path / "agent" / "checkpoint.json").read_text())
+    meta = json.loads((latest_checkpoint(tmp_path / "agent") / "checkpoint.json").read_text())
     assert meta["obs_normalizer"]["stats"]["count"] > 1000  # normaliser statistics travel with it
 
 
@@ -110,7 +111,8 @@ def test_ctrl_c_mid_rollout_saves_a_checkpoint_that_resumes(tmp_path):
 
     agent = rl.train(factory, total_steps=4 * 128 * 2, seed=0, progress=False, out=tmp_path, num_envs=4)
     assert agent.trainer.rollout.global_step == 4 * 128  # state of the last completed iteration
-    assert (tmp_path / "checkpoint.json").exists() and (tmp_path / "model.safetensors").exists()
+    ck = latest_checkpoint(tmp_path)
+    assert (ck / "checkpoint.json").exists() and (ck / "model.safetensors").exists()
     loaded = rl.load(tmp_path)
     assert _equal(_weights(agent), _weights(loaded))
     with pytest.warns(RuntimeWarning, match="not bitwise identical"):  # env wrappers differ now
@@ -178,28 +180,28 @@ def test_corrupt_and_foreign_checkpoints_give_clear_errors(tmp_path):
     with pytest.raises(rl.CheckpointError, match="no scoregrad checkpoint"):
         rl.load(tmp_path)
     agent = rl.train(CP, total_steps=1024, seed=0, progress=False)
-    agent.save(tmp_path / "a")
-    blob = (tmp_path / "a" / "model.safetensors").read_bytes()
-    (tmp_path / "a" / "model.safetensors").write_bytes(blob[:-10] + b"0123456789")
+    ck = agent.save(tmp_path / "a")
+    blob = (ck / "model.safetensors").read_bytes()
+    (ck / "model.safetensors").write_bytes(blob[:-10] + b"0123456789")
     with pytest.raises(rl.CheckpointError, match="SHA-256"):
         rl.load(tmp_path / "a")
-    (tmp_path / "a" / "checkpoint.json").write_text('{"hello": 1}')
+    (ck / "checkpoint.json").write_text('{"hello": 1}')
     with pytest.raises(rl.CheckpointError, match="not a scoregrad.rl checkpoint"):
         rl.load(tmp_path / "a")
-    (tmp_path / "a" / "checkpoint.json").write_bytes(b"\x00\xff garbage")
+    (ck / "checkpoint.json").write_bytes(b"\x00\xff garbage")
     with pytest.raises(rl.CheckpointError, match="JSON"):
         rl.load(tmp_path / "a")
 
 
 def test_checkpoint_files_are_not_pickles(tmp_path):
     agent = rl.train(CP, total_steps=1024, seed=0, progress=False)
-    agent.save(tmp_path)
+    ck = agent.save(tmp_path)
     from safetensors import safe_open
 
-    with safe_open(str(tmp_path / "model.safetensors"), "pt") as f:
+    with safe_open(str(ck / "model.safetensors"), "pt") as f:
         assert "policy.actor.0.weight" in set(f.keys())
-    json.loads((tmp_path / "checkpoint.json").read_text())
-    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))
+    json.loads((ck / "checkpoint.json").read_text())
+    assert not list(tmp_path.rglob("*.tmp")) and not list(tmp_path.rglob(".tmp*"))
 
 
 def test_env_can_be_an_instance_or_a_factory():
@@ -339,7 +341,7 @@ def test_target_kl_stops_the_epochs_early():
 
 def test_reward_normalisation_state_is_checkpointed(tmp_path):
     agent = rl.train(CP, total_steps=2048, seed=0, progress=False, norm_reward=True, out=tmp_path)
-    meta = json.loads((tmp_path / "checkpoint.json").read_text())
+    meta = json.loads((latest_checkpoint(tmp_path) / "checkpoint.json").read_text())
     saved = meta["training"]["reward_normalizer"]
     assert saved["stats"]["count"] > 100
     assert saved["stats"]["var"] == agent.trainer.reward_normalizer.stats.var.tolist()

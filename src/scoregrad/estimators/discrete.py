@@ -112,6 +112,8 @@ class ARM:
     """
 
     name = "arm"
+    #: draws its own (coupled) samples: a sampler= other than iid would be ignored, so it is refused
+    uses_sampler = False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -189,6 +191,8 @@ class GumbelSoftmax:
     """
 
     name = "gumbel_softmax"
+    #: draws its own (coupled) samples: a sampler= other than iid would be ignored, so it is refused
+    uses_sampler = False
 
     def __init__(self, temperature: float = 1.0) -> None:
         if temperature <= 0:

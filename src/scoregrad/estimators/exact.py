@@ -72,6 +72,8 @@ class Exact:
     """
 
     name = "exact"
+    #: draws its own (coupled) samples: a sampler= other than iid would be ignored, so it is refused
+    uses_sampler = False
 
     def __init__(self, max_support: int = 4096) -> None:
         self.max_support = max_support

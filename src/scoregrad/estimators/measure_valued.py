@@ -61,6 +61,8 @@ class MeasureValued:
     """
 
     name = "measure_valued"
+    #: draws its own (coupled) samples: a sampler= other than iid would be ignored, so it is refused
+    uses_sampler = False
 
     def __init__(self, coupled: bool = True) -> None:
         self.coupled = coupled

@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.distributions import Distribution, Independent, TransformedDistribution
+from torch.distributions import Distribution, Independent, OneHotCategorical, TransformedDistribution
 
-from scoregrad.baselines import Baseline, Optimal, resolve_baseline
+from scoregrad.baselines import Baseline, Optimal, check_baseline, resolve_baseline
 from scoregrad.estimators.base import CostFunction, check_num_samples, evaluate_cost, sample_log_prob
 from scoregrad.sampling import Sampler
 from scoregrad.surrogate import inject_gradient, magic_box, score_function_surrogate, zero_forward
@@ -28,6 +28,8 @@ _ALTERNATIVES = (("probs", "logits"), ("scale_tril", "covariance_matrix", "preci
 
 def given_parameters(dist: Distribution) -> list[str]:
     """The names of the parameters ``dist`` was constructed from (one of ``probs``/``logits``, say)."""
+    if isinstance(dist, OneHotCategorical):  # its parameters live in an inner Categorical
+        return given_parameters(dist._categorical)
     names = [name for name in dist.arg_constraints if name in dist.__dict__]
     for group in _ALTERNATIVES:
         present = [name for name in group if name in names]
@@ -138,6 +140,7 @@ class ScoreFunction:
         log_prob = sample_log_prob(dist, samples)
         values = evaluate_cost(f, samples, leading, log_prob.dtype)
         baseline, fit_loss = self.baseline(values, context=context)
+        baseline = check_baseline(baseline, values)
         estimate = score_function_surrogate(log_prob, values, baseline).mean(0)
         if fit_loss is not None:
             estimate = estimate + zero_forward(fit_loss)

@@ -1,96 +1,133 @@
 """Typed configuration, one dataclass per algorithm.
 
-Every field documents itself through ``metadata["help"]``; :mod:`scoregrad.cli` turns the fields
-into command-line options (``num_envs`` becomes ``--num-envs``). Per-environment tuned values live
-in :mod:`scoregrad.rl.presets`.
+Every field documents itself through ``metadata["help"]`` and declares its valid values: a
+``Literal`` type for a choice, ``metadata["check"]`` for a numeric range. The one validation
+function, :func:`validate`, runs whenever a config is built (``__post_init__``), so a bad value
+given to ``rl.train``, on the command line, or found in an edited checkpoint fails at the door with
+a :class:`ConfigError` naming the field. :mod:`scoregrad.cli` turns the fields into command-line
+options (``num_envs`` becomes ``--num-envs``) with the same choices. Per-environment tuned values
+live in :mod:`scoregrad.rl.presets`.
 """
 
 from __future__ import annotations
 
+import math
+import typing
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["CommonConfig", "PPOConfig", "A2CConfig", "ReinforceConfig", "CONFIGS", "config_for", "describe"]
+__all__ = [
+    "CommonConfig",
+    "PPOConfig",
+    "A2CConfig",
+    "ReinforceConfig",
+    "CONFIGS",
+    "ConfigError",
+    "config_for",
+    "describe",
+    "choices",
+    "validate",
+]
 
 
-def _f(default: Any, help: str) -> Any:  # noqa: A002 - "help" mirrors argparse
+class ConfigError(ValueError):
+    """A config field has a value outside its type, choices or range."""
+
+
+# Range checks: (predicate, what the value must be), attached to fields as metadata["check"].
+POSITIVE = (lambda v: v > 0, "> 0")
+NON_NEGATIVE = (lambda v: v >= 0, ">= 0")
+UNIT = (lambda v: 0 <= v <= 1, "in [0, 1]")
+
+
+def _f(default: Any, help: str, check: tuple | None = None) -> Any:  # noqa: A002 - "help" mirrors argparse
+    metadata = {"help": help, "check": check}
     if isinstance(default, (list, tuple)):
-        return field(default_factory=lambda: tuple(default), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+        return field(default_factory=lambda: tuple(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
 class CommonConfig:
     """Settings shared by every algorithm."""
 
-    num_envs: int = _f(8, "parallel environments in the vector env")
-    num_steps: int = _f(128, "steps per environment in each rollout")
-    gamma: float = _f(0.99, "discount factor")
-    learning_rate: float = _f(3e-4, "Adam learning rate")
+    num_envs: int = _f(8, "parallel environments in the vector env", POSITIVE)
+    num_steps: int = _f(128, "steps per environment in each rollout", POSITIVE)
+    gamma: float = _f(0.99, "discount factor", UNIT)
+    learning_rate: float = _f(3e-4, "Adam learning rate", POSITIVE)
     anneal_lr: bool = _f(True, "decay the learning rate linearly to 0 over total_steps")
     max_grad_norm: float = _f(0.5, "clip the global gradient norm to this (<= 0: no clipping)")
-    ent_coef: float = _f(0.0, "entropy bonus coefficient")
-    vf_coef: float = _f(0.5, "value loss coefficient")
-    hidden_sizes: tuple[int, ...] = _f((64, 64), "hidden layer sizes of the actor and the critic MLPs")
-    activation: str = _f("tanh", "hidden activation: tanh, relu or elu")
+    ent_coef: float = _f(0.0, "entropy bonus coefficient", NON_NEGATIVE)
+    vf_coef: float = _f(0.5, "value loss coefficient", NON_NEGATIVE)
+    hidden_sizes: tuple[int, ...] = _f(
+        (64, 64), "hidden layer sizes of the actor and the critic MLPs", POSITIVE
+    )
+    activation: Literal["tanh", "relu", "elu"] = _f("tanh", "hidden activation")
     log_std_init: float = _f(0.0, "Box actions: initial log standard deviation")
     state_dependent_std: bool = _f(False, "Box actions: log-std is an output of the actor, not a parameter")
     squash: bool = _f(False, "Box actions: tanh-squash into the bounds (else sample and clip)")
     norm_obs: bool = _f(False, "normalise observations with running mean/std")
     norm_reward: bool = _f(False, "scale rewards by the running std of the discounted return")
-    vectorization_mode: str = _f("auto", "auto (native vector env if any, else sync), sync or async")
-    on_non_finite: str = _f("raise", "non-finite reward/observation: raise, or skip the transition")
-    torch_threads: int = _f(1, "torch CPU threads (small MLPs are fastest single-threaded; 0 leaves it)")
-    checkpoint_every: int = _f(0, "save a checkpoint every this many iterations (0: only at the end)")
+    vectorization_mode: Literal["auto", "sync", "async", "vector_entry_point"] = _f(
+        "auto", "auto (native vector env if any, else sync), sync, async or vector_entry_point"
+    )
+    on_non_finite: Literal["raise", "skip"] = _f(
+        "raise", "non-finite reward/observation: raise, or skip the transition"
+    )
+    torch_threads: int = _f(
+        1, "torch CPU threads (small MLPs are fastest single-threaded; 0 leaves it)", NON_NEGATIVE
+    )
+    checkpoint_every: int = _f(
+        0, "save a checkpoint every this many iterations (0: only at the end)", NON_NEGATIVE
+    )
     progress: bool = _f(True, "show a progress bar")
+
+    def __post_init__(self) -> None:
+        validate(self)
 
 
 @dataclass
 class PPOConfig(CommonConfig):
     """Proximal Policy Optimization, clipped objective (Schulman et al., 2017)."""
 
-    gae_lambda: float = _f(0.95, "GAE lambda (Schulman et al., 2015)")
-    update_epochs: int = _f(4, "passes over each rollout")
-    num_minibatches: int = _f(4, "minibatches per pass")
-    clip_coef: float = _f(0.2, "PPO ratio clip epsilon")
+    gae_lambda: float = _f(0.95, "GAE lambda (Schulman et al., 2015)", UNIT)
+    update_epochs: int = _f(4, "passes over each rollout", POSITIVE)
+    num_minibatches: int = _f(4, "minibatches per pass", POSITIVE)
+    clip_coef: float = _f(0.2, "PPO ratio clip epsilon", POSITIVE)
     clip_vloss: bool = _f(True, "clip the value update around the old value prediction")
-    target_kl: float = _f(0.0, "stop the epochs early when approx KL exceeds this (0: never)")
+    target_kl: float = _f(0.0, "stop the epochs early when approx KL exceeds this (0: never)", NON_NEGATIVE)
     norm_adv: bool = _f(True, "normalise advantages per minibatch")
-    ent_coef: float = _f(0.0, "entropy bonus coefficient")
+    ent_coef: float = _f(0.0, "entropy bonus coefficient", NON_NEGATIVE)
 
 
 @dataclass
 class A2CConfig(CommonConfig):
     """Synchronous advantage actor-critic (Mnih et al., 2016)."""
 
-    num_steps: int = _f(5, "steps per environment in each rollout (n of the n-step return)")
-    learning_rate: float = _f(7e-4, "Adam learning rate")
-    gae_lambda: float = _f(1.0, "GAE lambda; 1.0 gives the classic n-step advantage")
+    num_steps: int = _f(5, "steps per environment in each rollout (n of the n-step return)", POSITIVE)
+    learning_rate: float = _f(7e-4, "Adam learning rate", POSITIVE)
+    gae_lambda: float = _f(1.0, "GAE lambda; 1.0 gives the classic n-step advantage", UNIT)
     norm_adv: bool = _f(False, "normalise advantages per batch")
-    ent_coef: float = _f(0.0, "entropy bonus coefficient")
+    ent_coef: float = _f(0.0, "entropy bonus coefficient", NON_NEGATIVE)
 
 
 @dataclass
 class ReinforceConfig(CommonConfig):
     """REINFORCE (Williams, 1992), optionally with a baseline."""
 
-    num_steps: int = _f(512, "steps per environment in each rollout")
-    learning_rate: float = _f(1e-3, "Adam learning rate")
-    weights: str = _f("reward_to_go", "what scales grad log pi: reward_to_go or return (whole episode)")
-    baseline: str = _f("value", "none, mean (batch mean), leave_one_out (other episodes) or value (learned)")
+    num_steps: int = _f(512, "steps per environment in each rollout", POSITIVE)
+    learning_rate: float = _f(1e-3, "Adam learning rate", POSITIVE)
+    weights: Literal["reward_to_go", "return"] = _f(
+        "reward_to_go", "what scales grad log pi: reward_to_go or return (whole episode)"
+    )
+    baseline: Literal["none", "mean", "leave_one_out", "value"] = _f(
+        "value", "none, mean (batch mean), leave_one_out (other episodes) or value (learned)"
+    )
     norm_adv: bool = _f(True, "normalise (weight - baseline) per batch")
     anneal_lr: bool = _f(False, "decay the learning rate linearly to 0 over total_steps")
 
 
 CONFIGS: dict[str, type[CommonConfig]] = {"ppo": PPOConfig, "a2c": A2CConfig, "reinforce": ReinforceConfig}
-
-_CHOICES = {
-    "activation": ("tanh", "relu", "elu"),
-    "vectorization_mode": ("auto", "sync", "async", "vector_entry_point"),
-    "on_non_finite": ("raise", "skip"),
-    "weights": ("reward_to_go", "return"),
-    "baseline": ("none", "mean", "leave_one_out", "value"),
-}
 
 
 def config_for(algo: str, **overrides: Any) -> CommonConfig:
@@ -102,13 +139,54 @@ def config_for(algo: str, **overrides: Any) -> CommonConfig:
     unknown = sorted(set(overrides) - names)
     if unknown:
         raise TypeError(f"unknown {algo} config option(s) {unknown}; valid: {sorted(names)}")
-    if "hidden_sizes" in overrides:
+    if isinstance(overrides.get("hidden_sizes"), list):
         overrides["hidden_sizes"] = tuple(overrides["hidden_sizes"])
-    config = cls(**overrides)
-    for name, choices in _CHOICES.items():
-        if hasattr(config, name) and getattr(config, name) not in choices:
-            raise ValueError(f"{name} must be one of {choices}; got {getattr(config, name)!r}")
-    return config
+    return cls(**overrides)
+
+
+def choices(cls: type[CommonConfig], name: str) -> tuple[Any, ...] | None:
+    """The allowed values of field ``name`` when its type is a ``Literal``, else None."""
+    hint = typing.get_type_hints(cls)[name]
+    return typing.get_args(hint) if typing.get_origin(hint) is Literal else None
+
+
+def _check_type(name: str, value: Any, hint: Any) -> None:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        if value not in typing.get_args(hint):
+            raise ConfigError(f"{name} must be one of {list(typing.get_args(hint))}; got {value!r}")
+        return
+    if origin is tuple:
+        if not isinstance(value, tuple) or not value:
+            raise ConfigError(f"{name} must be a non-empty tuple of ints; got {value!r}")
+        for item in value:
+            _check_type(name, item, int)
+        return
+    if hint is bool:
+        ok = isinstance(value, bool)
+    elif hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    else:
+        ok = True
+    if not ok:
+        kind = {bool: "a bool", int: "an int", float: "a finite number"}[hint]
+        raise ConfigError(f"{name} must be {kind}; got {value!r}")
+
+
+def validate(config: CommonConfig) -> None:
+    """Check every field's type, choices and range; raise :class:`ConfigError` naming the first bad one."""
+    hints = typing.get_type_hints(type(config))
+    for f in fields(config):
+        value = getattr(config, f.name)
+        _check_type(f.name, value, hints[f.name])
+        check = f.metadata.get("check")
+        if check is not None:
+            predicate, text = check
+            for item in value if isinstance(value, tuple) else (value,):
+                if not predicate(item):
+                    raise ConfigError(f"{f.name} must be {text}; got {value!r}")
 
 
 def describe(cls: type[CommonConfig]) -> list[tuple[str, Any, str]]:

@@ -8,6 +8,7 @@ an autoreset step that is recorded with ``valid = False`` (see :mod:`scoregrad.r
 
 from __future__ import annotations
 
+import importlib
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +44,21 @@ def env_id_of(env: EnvLike) -> str | None:
     return spec.id if spec is not None else None
 
 
+def registered_id(env_id: str) -> str:
+    """``"module:Env-v0"`` -> ``"Env-v0"`` after importing ``module`` (as ``gymnasium.make`` does).
+
+    The module is where a user's own env registers itself; plain ids pass through unchanged.
+    """
+    if ":" not in env_id:
+        return env_id
+    module, name = env_id.split(":", 1)
+    try:
+        importlib.import_module(module)
+    except ImportError as err:
+        raise gym.error.Error(f"env {env_id!r}: cannot import module {module!r} ({err})") from err
+    return name
+
+
 def make_vector_env(env: EnvLike, num_envs: int, vectorization_mode: str = "auto") -> gym.vector.VectorEnv:
     """Build a ``NEXT_STEP``-autoreset vector env.
 
@@ -58,6 +74,7 @@ def make_vector_env(env: EnvLike, num_envs: int, vectorization_mode: str = "auto
     if isinstance(env, gym.vector.VectorEnv):
         return env
     if isinstance(env, str):
+        env = registered_id(env)
         spec = gym.spec(env)
         mode = vectorization_mode
         if mode == "auto":
@@ -149,11 +166,40 @@ def _object_state(obj: Any) -> dict[str, Any]:
 
 
 def _set_object_state(obj: Any, state: dict[str, Any]) -> None:
+    # Accept exactly the attributes this env itself would save, with values of the same kind: an
+    # edited checkpoint cannot set anything else on the env (its constants, its methods).
+    expected = _object_state(obj)
+    if set(state) != set(expected):
+        extra, missing = sorted(set(state) - set(expected)), sorted(set(expected) - set(state))
+        raise ValueError(
+            f"saved env state of {type(obj).__name__} differs: unexpected {extra}, missing {missing}"
+        )
+    for name, value in state.items():
+        if name != "__rng__" and not _same_kind(_decode(value), _decode(expected[name])):
+            raise ValueError(f"saved env state {type(obj).__name__}.{name} has a different type or shape")
     for name, value in state.items():
         if name == "__rng__":
             obj._np_random.bit_generator.state = value
         else:
             setattr(obj, name, _decode(value))
+
+
+def _same_kind(saved: Any, current: Any) -> bool:
+    if isinstance(current, np.ndarray):
+        return isinstance(saved, np.ndarray) and saved.shape == current.shape and saved.dtype == current.dtype
+    if isinstance(current, tuple):
+        return (
+            isinstance(saved, tuple)
+            and len(saved) == len(current)
+            and all(_same_kind(a, b) for a, b in zip(saved, current, strict=True))
+        )
+    if current is None or saved is None:
+        return True  # e.g. an env's state is None before its first reset
+    if isinstance(current, (bool, np.bool_)):
+        return isinstance(saved, (bool, np.bool_))
+    if isinstance(current, (int, float, np.number)):
+        return isinstance(saved, (int, float, np.number)) and not isinstance(saved, bool)
+    return type(saved) is type(current)
 
 
 def _wrapper_chain(env: gym.Env) -> list[Any]:
@@ -185,8 +231,12 @@ def get_env_state(envs: gym.vector.VectorEnv) -> dict[str, Any] | None:
 def set_env_state(envs: gym.vector.VectorEnv, state: dict[str, Any]) -> None:
     """Restore a snapshot from :func:`get_env_state` into a freshly reset env of the same kind."""
     if state["kind"] == "sync":
-        for k, v in state["vector"].items():
-            setattr(envs, k, _decode(v))
+        if set(state["vector"]) != {"_autoreset_envs"}:
+            raise ValueError(f"saved vector env state has unexpected keys {sorted(state['vector'])}")
+        autoreset = _decode(state["vector"]["_autoreset_envs"])
+        if not _same_kind(autoreset, envs._autoreset_envs):
+            raise ValueError("saved vector env state _autoreset_envs has a different type or shape")
+        envs._autoreset_envs = autoreset
         for e, chain in zip(envs.envs, state["envs"], strict=True):
             for w, s in zip(_wrapper_chain(e), chain, strict=True):
                 _set_object_state(w, s)

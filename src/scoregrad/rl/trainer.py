@@ -15,8 +15,7 @@ resumed run on CPU continues bitwise identically.
 
 from __future__ import annotations
 
-import csv
-import time
+import shutil
 import warnings
 from collections import deque
 from collections.abc import Callable
@@ -29,9 +28,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from scoregrad.interrupts import deferred_signals, terminate_as_interrupt
 from scoregrad.rl import losses, returns
-from scoregrad.rl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from scoregrad.rl.config import CONFIGS, CommonConfig, config_for
+from scoregrad.rl.checkpoint import CheckpointError, check_schema, load_checkpoint, save_checkpoint
+from scoregrad.rl.config import CONFIGS, CommonConfig, ConfigError, config_for
+from scoregrad.rl.logger import RunLogger
 from scoregrad.rl.normalization import ObservationNormalizer, RewardNormalizer
 from scoregrad.rl.policies import ActorCritic, PolicyConfig, space_from_json
 from scoregrad.rl.presets import preset_for
@@ -48,7 +49,49 @@ from scoregrad.rl.rollout import (
     warn_not_resumable,
 )
 
-__all__ = ["Agent", "Trainer", "train", "evaluate", "load", "resume"]
+__all__ = [
+    "Agent",
+    "Trainer",
+    "train",
+    "evaluate",
+    "load",
+    "resume",
+    "RunExistsError",
+    "ResumeMismatchError",
+    "EvaluationError",
+    "SpaceMismatchError",
+    "RESUMABLE_FIELDS",
+]
+
+#: Config fields that may change when a run is resumed; any other difference is refused.
+RESUMABLE_FIELDS = ("progress", "checkpoint_every", "torch_threads")
+
+#: What a run directory holds; ``overwrite=True`` removes exactly these before a new run.
+RUN_FILES = (
+    "checkpoints",
+    "checkpoint.json",
+    "model.safetensors",
+    "episodes.csv",
+    "updates.csv",
+    "tb",
+    "learning_curve.png",
+)
+
+
+class RunExistsError(FileExistsError):
+    """``out`` already holds a run, and neither resume nor overwrite was asked for."""
+
+
+class ResumeMismatchError(ValueError):
+    """A resume asked for an env or setting that differs from the saved run's."""
+
+
+class SpaceMismatchError(ValueError):
+    """An env's observation or action space differs from the agent's."""
+
+
+class EvaluationError(FloatingPointError):
+    """Evaluation produced a non-finite return."""
 
 
 def _policy_config(config: CommonConfig) -> PolicyConfig:
@@ -109,7 +152,10 @@ class Agent:
         return action if batched else action[0]
 
     def save(self, path: str | Path) -> Path:
-        """Write a checkpoint directory (safetensors + JSON) that :func:`load` and ``--resume`` read."""
+        """Save a checkpoint under ``path`` (crash-safe; see :mod:`scoregrad.rl.checkpoint`) for :func:`load`.
+
+        Returns the new checkpoint version's directory, ``path/checkpoints/NNNNNN``.
+        """
         if self.trainer is not None:
             tensors, meta = self.trainer.state()
         elif self._checkpoint is not None:
@@ -212,7 +258,14 @@ class Trainer:
         self._boundary: tuple[dict[str, Tensor], dict[str, Any]] | None = None
         self._env_state_ok = True
         self._log_kl = True
-        self.interrupted = False  # set when a KeyboardInterrupt ended the run
+        self.wall_time = 0.0  # training seconds so far, carried across resumes
+        self._resumed = False
+        self.interrupt: KeyboardInterrupt | None = None  # set when Ctrl-C or SIGTERM ended the run
+
+    @property
+    def interrupted(self) -> bool:
+        """True when Ctrl-C (SIGINT) or SIGTERM ended the run (a checkpoint was saved if ``out`` is set)."""
+        return self.interrupt is not None
 
     # ------------------------------------------------------------------ helpers for the rollout
     def _obs_fn(self, obs: np.ndarray) -> Tensor:
@@ -356,61 +409,86 @@ class Trainer:
     def run(self) -> Agent:
         """Train until ``total_steps`` env steps (counted over all envs) have been collected.
 
-        Ctrl-C (KeyboardInterrupt) saves the last consistent state as a checkpoint (when ``out``
-        is set) and returns the agent; ``resume(out)`` continues from it.
+        Ctrl-C (SIGINT) or SIGTERM saves the last consistent state as a checkpoint (when ``out`` is
+        set) and returns the agent with ``trainer.interrupt`` set; ``resume(out)`` continues from it.
+        A second signal during that save waits for the save to finish.
         """
-        logger = _RunLogger(self.out, self.config.progress, self.total_steps, self.rollout.global_step)
-        start_time = time.perf_counter()
+        logger = RunLogger(
+            self.out,
+            self.config.progress,
+            self.total_steps,
+            self.rollout.global_step,
+            self.wall_time,
+            resume=self._resumed,
+        )
         try:
-            while self.rollout.global_step < self.total_steps:
-                self._boundary = self.state()
-                self._rollout_start_done = self.rollout.prev_done.copy()
-                # 1. rollout
-                collect_rollout(
-                    self.envs,
-                    self.agent.policy,
-                    self.buffer,
-                    self.rollout,
-                    self.generator,
-                    self._obs_fn,
-                    self._mask_fn,
-                    self.reward_normalizer,
-                    self.config.on_non_finite,
-                )
-                # 2. advantages and 3. update
-                self.last_stats = self._update()
-                self.iteration += 1
-                self._boundary = None  # consistent again: an interrupt from here on saves the present
-                # 4. logging, checkpoints, user callback
-                finished = self.rollout.finished[self.episodes_logged :]
-                self.episodes_logged = len(self.rollout.finished)
-                self.recent_returns.extend(r for _, r, _ in finished)
-                logger.log(self, finished, time.perf_counter() - start_time)
-                every = self.config.checkpoint_every
-                if self.out is not None and every > 0 and self.iteration % every == 0:
-                    save_checkpoint(self.out, *self.state())
-                if self.callback is not None and self.callback(self):
-                    break
-            self._boundary = None
-        except KeyboardInterrupt:
-            self.interrupted = True
-            if self.out is not None:
-                tensors, meta = self._boundary if self._boundary is not None else self.state()
-                save_checkpoint(self.out, tensors, meta)
-                print(f"\ninterrupted: checkpoint saved to {self.out}; continue with --resume")
-            self._restore_boundary()
-            logger.close(self.out)
-            self.close_async_envs()
+            with terminate_as_interrupt():
+                self._loop(logger)
+                self._boundary = None
+                self._save(logger)
+        except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM through terminate_as_interrupt
+            self.interrupt = interrupt
+            with deferred_signals(reraise=False):  # a second Ctrl-C waits for this save
+                tensors, meta = self._boundary if self._boundary is not None else self._state_at(logger)
+                if self.out is not None:
+                    save_checkpoint(self.out, tensors, meta)
+                    print(f"\ninterrupted: checkpoint saved to {self.out}; continue with --resume")
+                self._restore_boundary()
+                logger.close(self.out)
+                self.close_async_envs()
             return self.agent
         except BaseException:
             logger.close(None)
             self.close_async_envs()
             raise
-        if self.out is not None:
-            save_checkpoint(self.out, *self.state())
         logger.close(self.out)
         self.close_async_envs()
         return self.agent
+
+    def _loop(self, logger: RunLogger) -> None:
+        """collect -> advantages -> update -> log -> checkpoint, until the step budget is spent."""
+        while self.rollout.global_step < self.total_steps:
+            self._boundary = self._state_at(logger)
+            self._rollout_start_done = self.rollout.prev_done.copy()
+            # 1. rollout
+            collect_rollout(
+                self.envs,
+                self.agent.policy,
+                self.buffer,
+                self.rollout,
+                self.generator,
+                self._obs_fn,
+                self._mask_fn,
+                self.reward_normalizer,
+                self.config.on_non_finite,
+            )
+            # 2. advantages and 3. update
+            self.last_stats = self._update()
+            self.iteration += 1
+            self._boundary = None  # consistent again: an interrupt from here on saves the present
+            # 4. logging, checkpoints, user callback
+            finished = self.rollout.finished[self.episodes_logged :]
+            self.episodes_logged = len(self.rollout.finished)
+            self.recent_returns.extend(r for _, r, _ in finished)
+            lr = self.optimizer.param_groups[0]["lr"]
+            logger.log(self.rollout.global_step, finished, self.recent_returns, self.last_stats, lr)
+            every = self.config.checkpoint_every
+            if every > 0 and self.iteration % every == 0:
+                self._save(logger)
+            if self.callback is not None and self.callback(self):
+                break
+
+    def _state_at(self, logger: RunLogger) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        self.wall_time = logger.elapsed()
+        return self.state()
+
+    def _save(self, logger: RunLogger) -> None:
+        """Write a checkpoint version of the present state; signals wait until it is complete."""
+        if self.out is None:
+            return
+        tensors, meta = self._state_at(logger)
+        with deferred_signals():
+            save_checkpoint(self.out, tensors, meta)
 
     def close_async_envs(self) -> None:
         """Stop the worker processes of an async vector env (sync envs stay usable for save())."""
@@ -456,6 +534,7 @@ class Trainer:
             else self.reward_normalizer.state_dict(),
             "env_state": env_state,
             "env_spec": self.env_spec,
+            "wall_time": self.wall_time,
         }
         return tensors, meta
 
@@ -482,6 +561,8 @@ class Trainer:
         self.episodes_logged = len(self.rollout.finished)
         self.recent_returns = deque(tr["recent_returns"], maxlen=20)
         self.iteration, self.num_updates = tr["iteration"], tr["num_updates"]
+        self.wall_time = float(tr.get("wall_time", 0.0))
+        self._resumed = True
         if self.reward_normalizer is not None and tr["reward_normalizer"] is not None:
             self.reward_normalizer.load_state_dict(tr["reward_normalizer"])
         restored = False
@@ -512,95 +593,6 @@ def _load_policy(agent: Agent, tensors: dict[str, Tensor], meta: dict[str, Any])
         agent.obs_normalizer.load_state_dict(meta["obs_normalizer"])
 
 
-# ---------------------------------------------------------------------------- logging
-class _RunLogger:
-    """tqdm progress bar, TensorBoard scalars, and CSVs of episodes and updates (when ``out`` is set)."""
-
-    def __init__(self, out: Path | None, progress: bool, total: int, initial: int):
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(total=total, initial=initial, unit="step", disable=not progress, dynamic_ncols=True)
-        self.writer = None
-        self.episode_csv = self.update_csv = None
-        self._files: list[Any] = []
-        self.last_step, self.last_time = initial, time.perf_counter()
-        if out is None:
-            return
-        out.mkdir(parents=True, exist_ok=True)
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(str(out / "tb"))
-        except ImportError:
-            warnings.warn(
-                "tensorboard is not installed; no event files (pip install tensorboard)", stacklevel=3
-            )
-        self.episode_csv = self._open(out / "episodes.csv", ["step", "wall_time", "return", "length"])
-        self.update_csv = self._open(
-            out / "updates.csv",
-            [
-                "step",
-                "wall_time",
-                "steps_per_s",
-                "policy_loss",
-                "value_loss",
-                "entropy",
-                "approx_kl",
-                "learning_rate",
-            ],
-        )
-
-    def _open(self, path: Path, header: list[str]):
-        new = not path.exists()
-        f = path.open("a", newline="")
-        self._files.append(f)
-        writer = csv.writer(f)
-        if new:
-            writer.writerow(header)
-        return writer
-
-    def log(self, trainer: Trainer, finished: list[tuple[int, float, int]], elapsed: float) -> None:
-        step = trainer.rollout.global_step
-        now = time.perf_counter()
-        sps = (step - self.last_step) / max(now - self.last_time, 1e-9)
-        self.last_step, self.last_time = step, now
-        self.bar.update(step - self.bar.n)
-        recent = float(np.mean(trainer.recent_returns)) if trainer.recent_returns else float("nan")
-        self.bar.set_postfix({"sps": f"{sps:.0f}", "return": f"{recent:.1f}"}, refresh=False)
-        stats = dict(trainer.last_stats)
-        lr = trainer.optimizer.param_groups[0]["lr"]
-        if self.episode_csv is not None:
-            for s, r, n in finished:
-                self.episode_csv.writerow([s, f"{elapsed:.3f}", r, n])
-            self.update_csv.writerow(
-                [step, f"{elapsed:.3f}", f"{sps:.0f}"]
-                + [stats.get(k, "") for k in ("policy_loss", "value_loss", "entropy", "approx_kl")]
-                + [lr]
-            )
-        if self.writer is not None:
-            for s, r, n in finished:
-                self.writer.add_scalar("charts/episode_return", r, s)
-                self.writer.add_scalar("charts/episode_length", n, s)
-            for k, v in stats.items():
-                self.writer.add_scalar(f"losses/{k}", v, step)
-            self.writer.add_scalar("charts/steps_per_s", sps, step)
-            self.writer.add_scalar("charts/learning_rate", lr, step)
-
-    def close(self, out: Path | None) -> None:
-        self.bar.close()
-        for f in self._files:
-            f.close()
-        if self.writer is not None:
-            self.writer.close()
-        if out is not None and (out / "episodes.csv").exists():
-            from scoregrad.rl.plotting import plot_run
-
-            try:
-                plot_run(out)
-            except ImportError:
-                warnings.warn("matplotlib is not installed; no learning-curve PNG", stacklevel=2)
-
-
 # ---------------------------------------------------------------------------- public API
 def train(
     env: EnvLike,
@@ -612,6 +604,7 @@ def train(
     preset: bool = True,
     policy: ActorCritic | None = None,
     out: str | Path | None = None,
+    overwrite: bool = False,
     callback: Callable[[Trainer], bool | None] | None = None,
     action_mask_fn: Callable[[np.ndarray], np.ndarray] | None = None,
     **overrides: Any,
@@ -619,14 +612,18 @@ def train(
     """Train a policy by policy gradient on a Gymnasium environment.
 
     Args:
-        env: env id, ``gymnasium.Env``, env factory or vector env.
+        env: env id (``"CartPole-v1"``, or ``"my_module:MyEnv-v0"`` to import the module that
+            registers it), ``gymnasium.Env``, env factory or vector env.
         algo: ``"reinforce"``, ``"a2c"`` or ``"ppo"``.
-        total_steps: env steps to collect, summed over the parallel envs.
+        total_steps: env steps to collect, summed over the parallel envs (> 0).
         seed: seeds the network init, the sampling RNG and the envs.
         config: a full config (:class:`~scoregrad.rl.config.PPOConfig`, ...); else built from the
             algorithm's defaults, the env's preset (unless ``preset=False``) and ``overrides``.
         policy: your own :class:`~scoregrad.rl.policies.ActorCritic` (e.g. with a custom actor).
         out: run directory for checkpoints, CSVs, TensorBoard events and the learning-curve PNG.
+            A directory that already holds a run is refused (continue it with :func:`resume`).
+        overwrite: replace the run already in ``out`` (its checkpoints, logs and plot; other files
+            stay).
         callback: called after every iteration with the trainer; return True to stop.
         action_mask_fn: ``obs (N, ...) -> bool mask (N, n)`` of allowed discrete actions (default:
             ``info["action_mask"]`` when the env provides it).
@@ -635,14 +632,100 @@ def train(
     Returns:
         The trained :class:`Agent`.
     """
+    check_total_steps(total_steps)
     if config is None:
         settings = preset_for(env_id_of(env), algo) if preset else {}
         settings.update(overrides)
         config = config_for(algo, **settings)
     elif overrides:
         raise TypeError("pass either config= or keyword overrides, not both")
+    if out is not None:
+        prepare_run_directory(Path(out), overwrite)
     trainer = Trainer(env, algo, config, seed, total_steps, policy, out, callback, action_mask_fn)
     return trainer.run()
+
+
+def check_total_steps(total_steps: Any) -> None:
+    if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps <= 0:
+        raise ConfigError(f"total_steps must be a positive int; got {total_steps!r}")
+
+
+def prepare_run_directory(out: Path, overwrite: bool) -> None:
+    """Refuse an ``out`` that already holds a run, or clear the run's files when ``overwrite``."""
+    present = [name for name in RUN_FILES if (out / name).exists()]
+    if not present:
+        return
+    if not overwrite:
+        raise RunExistsError(
+            f"out={str(out)!r} already holds a run ({', '.join(present)}); resume it "
+            "(--resume / rl.resume) or replace it (--overwrite / overwrite=True)"
+        )
+    for name in present:
+        target = out / name
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+
+
+def check_run_checkpoint(tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
+    """Validate a run checkpoint's metadata and tensors before anything uses them.
+
+    Raises :class:`~scoregrad.rl.checkpoint.CheckpointError` naming the first missing key, wrong
+    type, invalid config value or unknown space, so an edited ``checkpoint.json`` gives one clear line.
+    """
+    check_schema(
+        meta,
+        {
+            "algo": str,
+            "env_id": (str, type(None)),
+            "config": dict,
+            "architecture": {"observation_space": dict, "action_space": dict, "policy": dict},
+            "obs_normalizer": (dict, type(None)),
+            "training": (dict, type(None)),
+        },
+        "checkpoint.json",
+    )
+    if meta["algo"] not in CONFIGS:
+        raise CheckpointError(f"checkpoint.json.algo must be one of {sorted(CONFIGS)}; got {meta['algo']!r}")
+    _config_from_meta(meta)
+    for key in ("observation_space", "action_space"):
+        try:
+            space_from_json(meta["architecture"][key])
+        except (KeyError, TypeError, ValueError) as err:
+            raise CheckpointError(f"checkpoint.json.architecture.{key} is not a valid space: {err}") from err
+    if not any(k.startswith("policy.") for k in tensors):
+        raise CheckpointError("the checkpoint's tensors hold no policy weights")
+    if meta["training"] is None:
+        return
+    check_schema(
+        meta["training"],
+        {
+            "seed": int,
+            "total_steps": int,
+            "global_step": int,
+            "iteration": int,
+            "num_updates": int,
+            "episodes_logged": int,
+            "finished": list,
+            "recent_returns": list,
+            "prev_done": list,
+            "episode_return": list,
+            "episode_length": list,
+            "param_groups": list,
+            "reward_normalizer": (dict, type(None)),
+            "env_state": (dict, type(None)),
+            "env_spec": (str, type(None)),
+        },
+        "checkpoint.json.training",
+    )
+    for key in ("rng.torch", "rollout.obs"):
+        if key not in tensors:
+            raise CheckpointError(f"the checkpoint's tensors lack {key!r}, which a resume needs")
+
+
+def _config_from_meta(meta: dict[str, Any]) -> CommonConfig:
+    try:
+        return config_for(meta["algo"], **meta["config"])
+    except (ConfigError, TypeError) as err:
+        raise CheckpointError(f"checkpoint.json.config is invalid: {err}") from err
 
 
 def resume(
@@ -652,18 +735,35 @@ def resume(
     callback: Callable[[Trainer], bool | None] | None = None,
     policy: ActorCritic | None = None,
     out: str | Path | None = None,
+    **overrides: Any,
 ) -> Agent:
-    """Continue the run saved in ``path`` (to its original ``total_steps`` unless given)."""
-    tensors, meta = load_checkpoint(path)
-    tr = meta.get("training")
+    """Continue the run saved in ``path`` (to its original ``total_steps`` unless given).
+
+    Args:
+        path: the run directory (or a checkpoint version in it).
+        total_steps: a new step budget (may be larger or smaller than the saved one).
+        env: the env, for runs trained on an env object or factory (an id is saved and reused).
+        out: where the continued run writes (default: ``path``).
+        **overrides: config fields that may change on resume: ``progress``, ``checkpoint_every``,
+            ``torch_threads``. Any other field, or a different value for it, is refused
+            (:class:`ResumeMismatchError`), because the resumed run would not be the saved one.
+    """
+    tensors, meta = load_checkpoint(path, validate=check_run_checkpoint)
+    tr = meta["training"]
     if tr is None:
         raise CheckpointError(f"{path} holds a policy only (no training state); it cannot be resumed")
+    if total_steps is not None:
+        check_total_steps(total_steps)
+    fixed = sorted(set(overrides) - set(RESUMABLE_FIELDS))
+    if fixed:
+        raise ResumeMismatchError(
+            f"cannot change {fixed} when resuming (only {list(RESUMABLE_FIELDS)} may change); "
+            "start a new run instead"
+        )
     env = env if env is not None else tr["env_spec"]
     if env is None:
         raise ValueError("this run was trained on an env object or factory; pass env= to resume it")
-    config = CONFIGS[meta["algo"]](
-        **{**meta["config"], "hidden_sizes": tuple(meta["config"]["hidden_sizes"])}
-    )
+    config = config_for(meta["algo"], **{**meta["config"], **overrides})
     trainer = Trainer(
         env,
         meta["algo"],
@@ -684,23 +784,24 @@ def load(path: str | Path, policy: ActorCritic | None = None) -> Agent:
     Runs whose policy had custom ``nn.Module``s cannot be rebuilt without pickle: pass the same
     (untrained) ``policy`` and its weights are loaded into it.
     """
-    tensors, meta = load_checkpoint(path)
+    tensors, meta = load_checkpoint(path, validate=check_run_checkpoint)
     arch = meta["architecture"]
-    config = CONFIGS[meta["algo"]](
-        **{**meta["config"], "hidden_sizes": tuple(meta["config"]["hidden_sizes"])}
-    )
+    config = _config_from_meta(meta)
     if policy is None:
         if arch.get("custom_modules"):
             raise CheckpointError(
                 f"{path} was trained with a custom actor/critic module; rebuild it and pass it as "
                 "rl.load(path, policy=ActorCritic(..., actor=MyActor()))"
             )
-        pc = arch["policy"]
-        policy = ActorCritic(
-            space_from_json(arch["observation_space"]),
-            space_from_json(arch["action_space"]),
-            PolicyConfig(**{**pc, "hidden_sizes": tuple(pc["hidden_sizes"])}),
-        )
+        try:
+            pc = arch["policy"]
+            policy = ActorCritic(
+                space_from_json(arch["observation_space"]),
+                space_from_json(arch["action_space"]),
+                PolicyConfig(**{**pc, "hidden_sizes": tuple(pc["hidden_sizes"])}),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise CheckpointError(f"checkpoint.json.architecture.policy is invalid: {err!r}") from err
     agent = Agent(policy, meta["algo"], config, meta.get("env_id"))
     _load_policy(agent, tensors, meta)
     agent._checkpoint = (tensors, meta)
@@ -719,11 +820,17 @@ def evaluate(
     """Mean and std of the undiscounted return over ``episodes`` episodes.
 
     Runs ``episodes`` envs in parallel (env ``i`` reset with seed ``seed + i``), each for exactly
-    one episode; ``deterministic`` takes the distribution's mode.
+    one episode; ``deterministic`` takes the distribution's mode. Episodes still running after
+    ``max_steps`` steps are counted with their partial return and a ``RuntimeWarning`` says how
+    many; a non-finite return raises :class:`EvaluationError`. The env's observation and action
+    spaces must equal the agent's (:class:`SpaceMismatchError` otherwise).
     """
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise ValueError(f"episodes must be a positive int; got {episodes!r}")
     envs = make_vector_env(env, episodes, "auto") if not isinstance(env, gym.vector.VectorEnv) else env
     policy = agent.policy
     try:
+        check_spaces(agent, envs)
         obs, info = envs.reset(seed=seed)
         n = envs.num_envs
         total = np.zeros(n)
@@ -745,4 +852,27 @@ def evaluate(
     finally:
         if not isinstance(env, gym.vector.VectorEnv):
             envs.close()
+    bad = np.flatnonzero(~np.isfinite(total))
+    if bad.size:
+        raise EvaluationError(
+            f"evaluation episode {int(bad[0])} (env seed {seed + int(bad[0])}) has a non-finite return "
+            f"{total[bad[0]]}: the env returned a NaN or infinite reward"
+        )
+    if running.any():
+        warnings.warn(
+            f"{int(running.sum())} of {n} evaluation episodes did not end within max_steps={max_steps}; "
+            "their partial returns are included",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return float(total.mean()), float(total.std())
+
+
+def check_spaces(agent: Agent, envs: gym.vector.VectorEnv) -> None:
+    """Refuse an env whose observation or action space differs from the agent's."""
+    for what, mine, theirs in (
+        ("observation", agent.policy.observation_space, envs.single_observation_space),
+        ("action", agent.policy.action_space, envs.single_action_space),
+    ):
+        if mine != theirs:
+            raise SpaceMismatchError(f"env's {what} space {theirs} differs from the agent's {mine}")
