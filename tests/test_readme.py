@@ -33,3 +33,16 @@ def test_readme_block_runs(heading, code, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # blocks may write run directories
     namespace: dict = {}
     exec("import torch\nfrom torch.distributions import Normal\n" + code, namespace)  # noqa: S102
+
+
+def _first_command_after(heading: str) -> str:
+    section = README.read_text().split(f"## {heading}\n", 1)[1]
+    return re.search(r"```bash\n(.*?)\n", section).group(1).strip()
+
+
+def test_ci_runs_the_readme_install_and_test_commands_character_for_character():
+    ci = (README.parent / ".ci" / "run").read_text().splitlines()
+    install, test = _first_command_after("Install"), _first_command_after("Tests")
+    assert install == 'pip install -e ".[dev]"' and test == "pytest"
+    commands = [line for line in ci if line and not line.startswith(("#", "set ", "cd "))]
+    assert commands == ["pip install torch==2.13.0", install, test]

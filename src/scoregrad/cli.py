@@ -109,10 +109,18 @@ def _algo_from_argv(argv: Sequence[str]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0, 2 for bad input, 130/143 after Ctrl-C/SIGTERM)."""
-    from scoregrad.interrupts import exit_status, terminate_as_interrupt
+    from scoregrad.interrupts import deferred_signals, exit_status, terminate_as_interrupt
 
     try:
         with terminate_as_interrupt():  # SIGTERM during start-up: a quiet exit 143, like Ctrl-C's 130
+            # A signal that lands inside an import can leave a half-initialised module behind (numpy
+            # without numpy.matrix, say) that some library then swallows: hold signals until the heavy
+            # imports are done, then act on them.
+            with deferred_signals():
+                import gymnasium  # noqa: F401
+                import torch  # noqa: F401
+
+                import scoregrad.rl  # noqa: F401
             return _main(list(sys.argv[1:] if argv is None else argv))
     except KeyboardInterrupt as interrupt:
         print("scoregrad: interrupted", file=sys.stderr)

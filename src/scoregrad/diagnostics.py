@@ -21,7 +21,7 @@ from torch import Tensor
 from torch.distributions import Bernoulli, Categorical, Distribution, Normal
 
 from scoregrad.estimators.score_function import given_parameters, parameter_scores
-from scoregrad.expectation import expectation
+from scoregrad.monte_carlo import expectation
 
 __all__ = ["GradientStats", "gradient_statistics", "measure", "compare", "score_identities", "IdentityReport"]
 

@@ -145,9 +145,9 @@ class Sobol:
                 f"sampler 'sobol': event size {dimension} exceeds SobolEngine's maximum "
                 f"{torch.quasirandom.SobolEngine.MAXDIM}; use sampler='iid'"
             )
-        mean = _floating_parameter(base)
+        mean = _floating_parameter(base)  # for the dtype and device
         if mean is None:
-            mean = require("sampler 'sobol'", base, "mean")  # for the dtype and device
+            mean = torch.zeros(())
         dtype = mean.dtype if mean.is_floating_point() else torch.get_default_dtype()
         points = torch.quasirandom.SobolEngine(dimension, scramble=False).draw(
             num_samples, dtype=torch.float64

@@ -259,6 +259,7 @@ class Trainer:
         self._env_state_ok = True
         self._log_kl = True
         self.wall_time = 0.0  # training seconds so far, carried across resumes
+        self._saved_iteration: int | None = None
         self._resumed = False
         self.interrupt: KeyboardInterrupt | None = None  # set when Ctrl-C or SIGTERM ended the run
 
@@ -272,7 +273,9 @@ class Trainer:
         norm = self.agent.obs_normalizer
         if norm is not None:
             obs = norm(np.asarray(obs, np.float64).reshape(len(obs), -1))
-        return self.agent.policy.preprocess(torch.from_numpy(np.asarray(obs)))
+        # Row-major, as a resumed run's restored observation is: CartPole's vector env returns a transposed
+        # (column-major) array, and a matmul on it rounds differently, which broke bitwise resume.
+        return self.agent.policy.preprocess(torch.from_numpy(np.ascontiguousarray(obs)))
 
     def _mask_fn(self, obs: np.ndarray, info: dict) -> Tensor | None:
         if self._mask_dim is None:
@@ -425,7 +428,8 @@ class Trainer:
             with terminate_as_interrupt():
                 self._loop(logger)
                 self._boundary = None
-                self._save(logger)
+                if self._saved_iteration != self.iteration:  # not saved by the last iteration already
+                    self._save(logger)
         except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM through terminate_as_interrupt
             self.interrupt = interrupt
             with deferred_signals(reraise=False):  # a second Ctrl-C waits for this save
@@ -489,6 +493,7 @@ class Trainer:
         tensors, meta = self._state_at(logger)
         with deferred_signals():
             save_checkpoint(self.out, tensors, meta)
+        self._saved_iteration = self.iteration
 
     def close_async_envs(self) -> None:
         """Stop the worker processes of an async vector env (sync envs stay usable for save())."""

@@ -1,4 +1,4 @@
-"""``expectation``: the two-line entry point."""
+"""``expectation``: the two-line entry point (the module is not named ``expectation``, so that it can never shadow the function ``scoregrad.expectation``, which loads lazily)."""
 
 from __future__ import annotations
 
