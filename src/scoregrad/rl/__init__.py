@@ -11,13 +11,25 @@ Quick start::
 
 from __future__ import annotations
 
-from scoregrad.rl import config, losses, returns
+from scoregrad.rl import checkpoint, config, losses, returns
 from scoregrad.rl.checkpoint import CheckpointError
-from scoregrad.rl.config import A2CConfig, CommonConfig, PPOConfig, ReinforceConfig, config_for
+from scoregrad.rl.config import A2CConfig, CommonConfig, ConfigError, PPOConfig, ReinforceConfig, config_for
 from scoregrad.rl.policies import ActorCritic, PolicyConfig, UnsupportedSpaceError
 from scoregrad.rl.presets import PRESETS
 from scoregrad.rl.rollout import NonFiniteError, make_vector_env
-from scoregrad.rl.trainer import Agent, Trainer, evaluate, load, resume, train
+from scoregrad.rl.trainer import (
+    RESUMABLE_FIELDS,
+    Agent,
+    EvaluationError,
+    ResumeMismatchError,
+    RunExistsError,
+    SpaceMismatchError,
+    Trainer,
+    evaluate,
+    load,
+    resume,
+    train,
+)
 
 __all__ = [
     "train",
@@ -38,6 +50,13 @@ __all__ = [
     "NonFiniteError",
     "CheckpointError",
     "UnsupportedSpaceError",
+    "ConfigError",
+    "RunExistsError",
+    "ResumeMismatchError",
+    "SpaceMismatchError",
+    "EvaluationError",
+    "RESUMABLE_FIELDS",
+    "checkpoint",
     "returns",
     "losses",
     "config",
