@@ -94,11 +94,16 @@ class _NoLogProb(Distribution):
         return torch.zeros(torch.Size(sample_shape) + (3,))
 
 
+class _NoIcdf(_NoLogProb):
+    def log_prob(self, value):
+        return torch.zeros_like(value)
+
+
 def test_missing_distribution_methods_are_named_with_the_distribution():
-    with pytest.raises(TypeError, match="score-function estimator needs log_prob; _NoLogProb has none"):
+    with pytest.raises(TypeError, match="estimator .score_function. needs log_prob; _NoLogProb has none"):
         sg.expectation(lambda x: x, _NoLogProb(), 4)
-    with pytest.raises(TypeError, match="sampler 'sobol' needs icdf; _NoLogProb has none"):
-        sg.expectation(lambda x: x, _NoLogProb(), 4, sampler="sobol")
+    with pytest.raises(TypeError, match="sampler 'sobol' needs icdf; _NoIcdf has none"):
+        sg.expectation(lambda x: x, _NoIcdf(), 4, sampler="sobol")
 
 
 def test_sobol_works_on_a_transformed_distribution_and_stays_unbiased():

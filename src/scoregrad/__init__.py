@@ -39,6 +39,7 @@ _NAMES = {
     "GumbelSoftmax": "scoregrad.estimators",
     "StraightThrough": "scoregrad.estimators",
     "ESTIMATORS": "scoregrad.estimators",
+    "Auto": "scoregrad.estimators",
 }
 
 __all__ = [*_NAMES, *_SUBMODULES, "__version__"]
@@ -48,6 +49,7 @@ if TYPE_CHECKING:  # static tools see the real names
     from scoregrad.estimators import (  # noqa: F401
         ARM,
         ESTIMATORS,
+        Auto,
         DisARM,
         Exact,
         GumbelSoftmax,

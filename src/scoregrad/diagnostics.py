@@ -4,6 +4,7 @@
   variance, standard error, signal-to-noise ratio, bias against an exact gradient, and time.
 * :func:`measure` does the same for ``sg.expectation`` on one problem, and :func:`compare` prints a
   table for several estimators side by side.
+* :func:`auto_table` shows what ``estimator="auto"`` measured and chose.
 * :func:`score_identities` checks by Monte Carlo the two facts the score-function estimator rests
   on: ``E[grad log p] = 0`` and ``Cov[grad log p] = Fisher information``.
 """
@@ -23,7 +24,40 @@ from torch.distributions import Bernoulli, Categorical, Distribution, Normal
 from scoregrad.estimators.score_function import given_parameters, parameter_scores
 from scoregrad.monte_carlo import expectation
 
-__all__ = ["GradientStats", "gradient_statistics", "measure", "compare", "score_identities", "IdentityReport"]
+__all__ = [
+    "GradientStats",
+    "gradient_statistics",
+    "measure",
+    "compare",
+    "score_identities",
+    "IdentityReport",
+    "auto_table",
+]
+
+
+def auto_table(auto: Any, *, show: bool = True) -> str:
+    """The table ``estimator="auto"`` chose from: variance, cost and their product per candidate.
+
+    Args:
+        auto: an :class:`scoregrad.estimators.Auto` that has been called at least once.
+        show: print the table as well as returning it.
+    """
+    if not getattr(auto, "table", None):
+        raise ValueError(
+            "auto_table: this Auto has not chosen yet; call sg.expectation(..., estimator=auto) first"
+        )
+    cost = "evaluations" if auto.cost == "evaluations" else "seconds"
+    lines = [f"{'estimator':<30} {'variance':>12} {'evals':>8} {'seconds':>10} {'var x ' + cost:>18}  note"]
+    for i, row in enumerate(auto.table):
+        mark = "*" if i == 0 else " "
+        lines.append(
+            f"{mark}{row.estimator:<29} {row.variance:>12.4g} {row.evaluations:>8.3g} {row.seconds:>10.3g} "
+            f"{row.score:>18.4g}  {row.note}"
+        )
+    text = "\n".join(lines)
+    if show:
+        print(text)
+    return text
 
 
 @dataclass

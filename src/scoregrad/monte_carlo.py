@@ -7,9 +7,9 @@ from typing import Any
 from torch import Tensor
 from torch.distributions import Distribution
 
-from scoregrad.estimators import Estimator, resolve_estimator
+from scoregrad.estimators import Estimator, registry, resolve_estimator
 from scoregrad.estimators.base import CostFunction
-from scoregrad.sampling import IID, Sampler, resolve_sampler
+from scoregrad.sampling import Sampler, resolve_sampler
 
 __all__ = ["expectation"]
 
@@ -58,9 +58,8 @@ def expectation(
         raise TypeError(f"f must be callable, got {type(f).__name__}")
     resolved = resolve_estimator(estimator, baseline)
     resolved_sampler = resolve_sampler(sampler)
-    if not getattr(resolved, "uses_sampler", True) and not isinstance(resolved_sampler, IID):
-        raise ValueError(
-            f"sampler {resolved_sampler!r} would be ignored: estimator {resolved.name!r} draws its own samples; "
-            "leave sampler='iid'"
-        )
+    spec = registry.spec_of(resolved)
+    if spec is not None:  # registered estimators: capability and ignored-argument errors, in one place
+        registry.require(spec, dist)
+        registry.check_sampler(spec, resolved_sampler)
     return resolved(f, dist, num_samples, sampler=resolved_sampler, context=context)

@@ -34,10 +34,10 @@ from torch.distributions import (
     Uniform,
 )
 
-__all__ = ["Sampler", "IID", "Antithetic", "Sobol", "resolve_sampler", "SAMPLERS", "require"]
+__all__ = ["Sampler", "IID", "Antithetic", "Sobol", "resolve_sampler", "SAMPLERS", "call_method"]
 
 
-def require(needed_by: str, dist: Distribution, method: str, *args: Any) -> Any:
+def call_method(needed_by: str, dist: Distribution, method: str, *args: Any) -> Any:
     """``dist.method(*args)`` (or the property ``dist.method``), naming both when it is not implemented.
 
     ``torch.distributions`` raises a bare ``NotImplementedError`` for a method a family lacks; this
@@ -70,7 +70,7 @@ class IID:
 
     def sample(self, dist: Distribution, num_samples: int, reparameterized: bool) -> Tensor:
         shape = torch.Size([num_samples])
-        return require("sampling", dist, "rsample" if reparameterized else "sample", shape)
+        return call_method("sampling", dist, "rsample" if reparameterized else "sample", shape)
 
     def __repr__(self) -> str:
         return "IID()"
@@ -160,7 +160,7 @@ class Sobol:
         tiny = torch.finfo(dtype).eps
         u = u.to(dtype=dtype, device=mean.device).clamp(tiny, 1 - tiny)
         u = u.reshape((num_samples, *dist.batch_shape, *dist.event_shape))
-        x = require("sampler 'sobol'", base, "icdf", u)
+        x = call_method("sampler 'sobol'", base, "icdf", u)
         return x if reparameterized else x.detach()
 
     def __repr__(self) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from scoregrad.estimators import registry
+from scoregrad.estimators.auto import Auto
 from scoregrad.estimators.base import Estimator, evaluate_cost
 from scoregrad.estimators.discrete import ARM, DisARM, GumbelSoftmax, StraightThrough
 from scoregrad.estimators.exact import Exact
@@ -22,6 +24,7 @@ __all__ = [
     "DisARM",
     "GumbelSoftmax",
     "StraightThrough",
+    "Auto",
     "ESTIMATORS",
     "resolve_estimator",
     "evaluate_cost",
@@ -36,6 +39,7 @@ ESTIMATORS: dict[str, Callable[..., Estimator]] = {
     "disarm": DisARM,
     "gumbel_softmax": GumbelSoftmax,
     "straight_through": StraightThrough,
+    "auto": Auto,
 }
 
 
@@ -49,7 +53,7 @@ def resolve_estimator(estimator: str | Estimator, baseline: Any = None) -> Estim
     if isinstance(estimator, str):
         if estimator not in ESTIMATORS:
             raise ValueError(f"unknown estimator {estimator!r}; choose one of {sorted(ESTIMATORS)}")
-        if estimator == "score_function":
+        if registry.SPECS[estimator].takes_baseline:
             return ScoreFunction(baseline)
         if baseline is not None:
             raise ValueError(f"baseline= applies to estimator 'score_function' only, not {estimator!r}")

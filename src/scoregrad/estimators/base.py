@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Categorical, Distribution
 
-from scoregrad.sampling import Sampler, require
+from scoregrad.sampling import Sampler, call_method
 
 __all__ = [
     "Estimator",
@@ -115,4 +115,4 @@ def sample_log_prob(dist: Distribution, samples: Tensor) -> Tensor:
         and not samples.is_floating_point()
     ):
         return dist.logits.gather(-1, samples.movedim(0, -1)).movedim(-1, 0)
-    return require("the score-function estimator", dist, "log_prob", samples)
+    return call_method("the score-function estimator", dist, "log_prob", samples)

@@ -19,9 +19,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.distributions import Bernoulli, Categorical, Distribution, OneHotCategorical
+from torch.distributions import Bernoulli, Distribution, OneHotCategorical
 
 from scoregrad.estimators.base import CostFunction, base_distribution, check_num_samples, evaluate_cost
+from scoregrad.estimators.registry import require
 from scoregrad.sampling import Sampler
 from scoregrad.surrogate import inject_gradient
 
@@ -75,15 +76,8 @@ def gumbel_softmax_relaxation(
 
 def bernoulli_logits(dist: Distribution, estimator: str) -> Tensor:
     """The logits of a Bernoulli (or ``Independent(Bernoulli)``), or a TypeError naming ``estimator``."""
-    base, _ = base_distribution(dist)
-    if not isinstance(base, Bernoulli):
-        raise TypeError(
-            f"estimator {estimator!r} is for Bernoulli variables (or Independent(Bernoulli)); got "
-            f"{type(dist).__name__}"
-            + (f" of {type(base).__name__}" if base is not dist else "")
-            + ". Use 'score_function' for other distributions"
-        )
-    return base.logits
+    require(estimator, dist)
+    return base_distribution(dist)[0].logits
 
 
 def _antithetic_pair_estimate(
@@ -112,8 +106,6 @@ class ARM:
     """
 
     name = "arm"
-    #: draws its own (coupled) samples: a sampler= other than iid would be ignored, so it is refused
-    uses_sampler = False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -162,6 +154,7 @@ def relaxed_sample(
     dist: Distribution, num_samples: int, temperature: float, estimator: str
 ) -> tuple[Tensor, Tensor]:
     """(relaxed, hard) samples for Bernoulli or OneHotCategorical (and Independent of them)."""
+    require(estimator, dist)
     base, _ = base_distribution(dist)
     if isinstance(base, Bernoulli):
         logits = base.logits
@@ -173,14 +166,7 @@ def relaxed_sample(
         relaxed = gumbel_softmax_relaxation(logits.expand(num_samples, *logits.shape), temperature)
         hard = F.one_hot(relaxed.argmax(-1), logits.shape[-1]).to(logits.dtype)
         return relaxed, hard
-    hint = (
-        " (use OneHotCategorical with the same logits: its samples can be relaxed)"
-        if isinstance(base, Categorical)
-        else ""
-    )
-    raise TypeError(
-        f"estimator {estimator!r} needs Bernoulli or OneHotCategorical samples to relax; got {type(dist).__name__}{hint}"
-    )
+    raise AssertionError(f"unreachable: require() admits Bernoulli and OneHotCategorical, got {dist!r}")
 
 
 class GumbelSoftmax:
@@ -191,8 +177,6 @@ class GumbelSoftmax:
     """
 
     name = "gumbel_softmax"
-    #: draws its own (coupled) samples: a sampler= other than iid would be ignored, so it is refused
-    uses_sampler = False
 
     def __init__(self, temperature: float = 1.0) -> None:
         if temperature <= 0:

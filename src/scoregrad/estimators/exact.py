@@ -15,6 +15,7 @@ from torch import Tensor
 from torch.distributions import Distribution, Independent
 
 from scoregrad.estimators.base import CostFunction, evaluate_cost, sample_log_prob
+from scoregrad.estimators.registry import require
 from scoregrad.sampling import Sampler
 
 __all__ = ["Exact", "enumerate_support"]
@@ -27,13 +28,9 @@ def enumerate_support(dist: Distribution, max_support: int) -> Tensor:
     ``base``; its size is ``K ** prod(event dims)``.
     """
     name = type(dist).__name__
+    require("exact", dist)
     if isinstance(dist, Independent):
         base = dist.base_dist
-        if not base.has_enumerate_support:
-            raise TypeError(
-                f"estimator 'exact' needs enumerate_support; {type(base).__name__} (inside {name}) has none "
-                "(infinite or continuous support). Use 'score_function' or 'pathwise'"
-            )
         k = dist.reinterpreted_batch_ndims
         batch_shape = dist.batch_shape
         factor_shape = base.batch_shape[len(base.batch_shape) - k :]
@@ -50,11 +47,6 @@ def enumerate_support(dist: Distribution, max_support: int) -> Tensor:
         points = points.reshape(size, *factor_shape, *base.event_shape)
         view = (size,) + (1,) * len(batch_shape) + tuple(points.shape[1:])
         return points.reshape(view).expand((size,) + tuple(batch_shape) + tuple(points.shape[1:]))
-    if not dist.has_enumerate_support:
-        raise TypeError(
-            f"estimator 'exact' needs enumerate_support; {name} has none (infinite or continuous support). "
-            "Use 'score_function' or 'pathwise'"
-        )
     support = dist.enumerate_support(expand=True)
     if support.shape[0] > max_support:
         raise ValueError(
@@ -72,8 +64,6 @@ class Exact:
     """
 
     name = "exact"
-    #: draws its own (coupled) samples: a sampler= other than iid would be ignored, so it is refused
-    uses_sampler = False
 
     def __init__(self, max_support: int = 4096) -> None:
         self.max_support = max_support

@@ -29,9 +29,10 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.distributions import Bernoulli, Categorical, Distribution, Independent, Normal
+from torch.distributions import Bernoulli, Distribution, Independent, Normal
 
 from scoregrad.estimators.base import CostFunction, base_distribution, check_num_samples, evaluate_cost
+from scoregrad.estimators.registry import require
 from scoregrad.sampling import Sampler
 from scoregrad.surrogate import inject_gradient
 
@@ -61,8 +62,6 @@ class MeasureValued:
     """
 
     name = "measure_valued"
-    #: draws its own (coupled) samples: a sampler= other than iid would be ignored, so it is refused
-    uses_sampler = False
 
     def __init__(self, coupled: bool = True) -> None:
         self.coupled = coupled
@@ -85,11 +84,7 @@ class MeasureValued:
             raise TypeError(
                 "estimator 'measure_valued' supports Independent wrappers of scalar-event families only"
             )
-        if not isinstance(base, (Normal, Bernoulli, Categorical)):
-            raise TypeError(
-                f"estimator 'measure_valued' supports Normal, Bernoulli and Categorical (and Independent of them); "
-                f"got {type(base).__name__}. Use 'score_function' (any distribution) or 'pathwise'"
-            )
+        require(self.name, dist)
         n = num_samples
         batch_shape, event_shape = dist.batch_shape, dist.event_shape
         coordinates = max(1, event_shape.numel())

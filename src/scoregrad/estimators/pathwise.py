@@ -14,6 +14,7 @@ from torch import Tensor
 from torch.distributions import Distribution
 
 from scoregrad.estimators.base import CostFunction, check_num_samples, evaluate_cost
+from scoregrad.estimators.registry import require
 from scoregrad.sampling import Sampler
 
 __all__ = ["Pathwise"]
@@ -31,11 +32,7 @@ class Pathwise:
         self, f: CostFunction, dist: Distribution, num_samples: int, *, sampler: Sampler, context: Any = None
     ) -> Tensor:
         check_num_samples(num_samples, self.name)
-        if not dist.has_rsample:
-            raise TypeError(
-                f"estimator 'pathwise' needs rsample; {type(dist).__name__} has none. Use 'score_function' "
-                "(any distribution), 'exact' (small discrete support) or 'gumbel_softmax' (biased relaxation)"
-            )
+        require(self.name, dist)
         samples = sampler.sample(dist, num_samples, reparameterized=True)
         values = evaluate_cost(f, samples, torch.Size([num_samples]) + dist.batch_shape, samples.dtype)
         if samples.requires_grad and not values.requires_grad:
