@@ -73,19 +73,18 @@ def variance_study(draws: int) -> list[dict]:
                     objective(t), Bernoulli(logits=phi), num_samples_for(options), **options
                 )
                 (gradient,) = torch.autograd.grad(value.sum(), phi)
-                gradient = gradient.double()
-                standard_error = gradient.std() / draws**0.5
-                bias = gradient.mean().item() - exact
+                stats = sg.diagnostics.summarize(gradient, torch.tensor([exact]))
+                se = stats.standard_error.item()
                 rows.append(
                     {
                         "t": t,
                         "logit": logit,
                         "estimator": label,
                         "exact": exact,
-                        "mean": gradient.mean().item(),
-                        "variance": gradient.var().item(),
-                        "bias_in_se": bias / standard_error.item() if standard_error > 1e-12 else 0.0,
-                        "snr": abs(gradient.mean().item()) / max(gradient.std().item(), 1e-300),
+                        "mean": stats.mean.item(),
+                        "variance": stats.variance.item(),
+                        "bias_in_se": stats.z_score.item() if se > 1e-12 else 0.0,
+                        "snr": stats.snr.item(),
                     }
                 )
     return rows

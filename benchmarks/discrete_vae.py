@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from common import machine
 from torch import Tensor, nn
 from torch.distributions import Bernoulli, Independent
 
@@ -609,12 +610,7 @@ def main() -> None:
                         flush=True,
                     )
             results[dataset][model_name] = runs
-    meta = {
-        "config": asdict(cfg),
-        "short": args.short,
-        "torch": torch.__version__,
-        "total_seconds": time.time() - started,
-    }
+    meta = {"config": asdict(cfg), "short": args.short, "total_seconds": time.time() - started, **machine()}
     (out / f"{tag}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
     text = table(results, cfg)
     (out / f"{tag}.md").write_text(text + "\n")

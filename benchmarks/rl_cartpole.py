@@ -16,15 +16,12 @@ untimed warm-up run. Peers run in the same process, one at a time, single-thread
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import time
 from pathlib import Path
 
-import gymnasium as gym
-import numpy as np
 import torch
+from common import evaluate_predict, save
 
 from scoregrad import rl
 
@@ -35,16 +32,8 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def eval_predict(predict, episodes: int = 20, seed: int = 1000) -> float:
-    """Mean return of ``episodes`` deterministic episodes, one per env of a native vector env."""
-    envs = gym.make_vec(ENV, num_envs=episodes, vectorization_mode="vector_entry_point")
-    obs, _ = envs.reset(seed=seed)
-    total, running = np.zeros(episodes), np.ones(episodes, dtype=bool)
-    while running.any():
-        obs, r, te, tr, _ = envs.step(predict(obs))
-        total += np.where(running, r, 0.0)
-        running &= ~(te | tr)
-    envs.close()
-    return float(total.mean())
+    """Mean return of ``episodes`` deterministic episodes, one per env of CartPole's native vector env."""
+    return evaluate_predict(predict, ENV, episodes, seed)[0]
 
 
 class Clock:
@@ -173,24 +162,11 @@ def main() -> None:
             f"{ratio:.1f}x" if ratio else "-",
         ]
         print("| " + " | ".join(cells) + " |")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "benchmark": "rl_cartpole",
-        "env": ENV,
-        "target": TARGET,
-        "machine": platform.platform(),
-        "torch": torch.__version__,
-        "gymnasium": gym.__version__,
-        "date": time.strftime("%Y-%m-%d"),
-        "summary": summary,
-        "runs": runs,
-    }
-    args.out.write_text(json.dumps(payload, indent=1))
-    _plot(runs, args.out.with_suffix(".png"))
-    print(f"wrote {args.out}")
+    payload = {"benchmark": "rl_cartpole", "env": ENV, "target": TARGET, "summary": summary, "runs": runs}
+    save(args.out, payload, figure=_plot(runs), packages=("stable-baselines3",))
 
 
-def _plot(runs: dict[str, list[dict]], path: Path) -> None:
+def _plot(runs: dict[str, list[dict]]):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -201,11 +177,11 @@ def _plot(runs: dict[str, list[dict]], path: Path) -> None:
         times = [r["time_s"] for r in rs if r["solved"]]
         ax.scatter(times, [i] * len(times), label=algo)
     ax.set_yticks(range(len(runs)), list(runs))
-    ax.set_xscale("log")
+    if any(r["solved"] for rs in runs.values() for r in rs):  # a log axis needs at least one time
+        ax.set_xscale("log")
     ax.set_xlabel("wall-clock seconds to solve CartPole-v1 (log)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
 
 
 if __name__ == "__main__":

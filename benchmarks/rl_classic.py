@@ -13,13 +13,12 @@ budget in the same run (``--sb3``). Single-threaded torch. Prints a table, write
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
+from common import evaluate_predict, save
 
 from scoregrad import rl
 from scoregrad.rl.presets import BUDGETS
@@ -44,23 +43,8 @@ def run_sb3(env_id: str, seed: int, budget: int) -> dict:
     model.learn(total_timesteps=budget)
     train_time = time.perf_counter() - t
 
-    import gymnasium as gym
-    import numpy as np
-
-    envs = gym.make_vec(env_id, num_envs=20, vectorization_mode="sync")
-    obs, _ = envs.reset(seed=1000)
-    total, running = np.zeros(20), np.ones(20, dtype=bool)
-    while running.any():
-        obs, r, te, tr, _ = envs.step(model.predict(obs, deterministic=True)[0])
-        total += np.where(running, r, 0.0)
-        running &= ~(te | tr)
-    envs.close()
-    return {
-        "seed": seed,
-        "mean_return": float(total.mean()),
-        "std_return": float(total.std()),
-        "train_time_s": train_time,
-    }
+    mean, std = evaluate_predict(lambda obs: model.predict(obs, deterministic=True)[0], env_id, 20, 1000)
+    return {"seed": seed, "mean_return": mean, "std_return": std, "train_time_s": train_time}
 
 
 def main() -> None:
@@ -102,16 +86,7 @@ def main() -> None:
             f"| {r['env']} | {r['library']} | {r['budget']:,} | {r['target']:g} | {r['median_return']:.1f} "
             f"| {r['reached']}/{len(r['runs'])} | {r['median_train_time_s']:.1f} |"
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "benchmark": "rl_classic",
-        "machine": platform.platform(),
-        "torch": torch.__version__,
-        "rows": rows,
-    }
-    payload["date"] = time.strftime("%Y-%m-%d")
-    args.out.write_text(json.dumps(payload, indent=1))
-    print(f"wrote {args.out}")
+    save(args.out, {"benchmark": "rl_classic", "rows": rows}, packages=("stable-baselines3",))
 
 
 if __name__ == "__main__":

@@ -14,14 +14,13 @@ Single-threaded torch. Prints a table, writes JSON and a PNG under benchmarks/re
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import torch
+from common import save
 
 from scoregrad import rl
 from scoregrad.rl.rollout import collect_rollout
@@ -84,15 +83,6 @@ def main() -> None:
             f"| {r['num_envs']} | {r['raw_env_sps']:,.0f} | {r['rollout_sps']:,.0f} "
             f"| {r['train_sps']:,.0f} | {r['train_over_raw']:.2f} |"
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "benchmark": "rl_throughput",
-        "machine": platform.platform(),
-        "torch": torch.__version__,
-        "date": time.strftime("%Y-%m-%d"),
-        "rows": rows,
-    }
-    args.out.write_text(json.dumps(payload, indent=1))
     import matplotlib
 
     matplotlib.use("Agg")
@@ -108,8 +98,7 @@ def main() -> None:
     ax.set_yscale("log")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(args.out.with_suffix(".png"), dpi=100)
-    print(f"wrote {args.out}")
+    save(args.out, {"benchmark": "rl_throughput", "rows": rows}, figure=fig)
 
 
 if __name__ == "__main__":

@@ -83,12 +83,11 @@ def main() -> None:
         for k in K_GRID:
             exact = exact_gradient(expectation_of, k)
             for label, options in ESTIMATORS.items():
-                grads = gradient_draws(make_f(k), draws, **options)
-                variance = grads.var(0) * options["num_samples"]  # per function evaluation, see docstring
-                bias = grads.mean(0) - exact
-                standard_error = grads.std(0) / draws**0.5
+                stats = sg.diagnostics.summarize(gradient_draws(make_f(k), draws, **options), exact)
+                variance = stats.variance * options["num_samples"]  # per function evaluation, see docstring
+                bias, standard_error = stats.bias, stats.standard_error
                 # A zero-variance estimator is judged by its bias alone (float rounding, not noise).
-                z = torch.where(standard_error > 1e-9, bias / standard_error.clamp_min(1e-300), bias / 1e-6)
+                z = torch.where(standard_error > 1e-9, stats.z_score, bias / 1e-6)
                 rows.append(
                     {
                         "f": f_name,

@@ -27,6 +27,7 @@ from scoregrad.monte_carlo import expectation
 __all__ = [
     "GradientStats",
     "gradient_statistics",
+    "summarize",
     "measure",
     "compare",
     "score_identities",
@@ -132,7 +133,26 @@ def gradient_statistics(
         )
         values.append(float(value.detach().mean()))
     seconds = (time.perf_counter() - start) / repeats
-    stacked = torch.stack(grads).double()
+    return summarize(torch.stack(grads), exact_gradient, name, seconds, sum(values) / repeats)
+
+
+def summarize(
+    draws: Tensor,
+    exact_gradient: Sequence[Tensor] | Tensor | None = None,
+    name: str = "",
+    seconds_per_estimate: float = float("nan"),
+    value_mean: float = float("nan"),
+) -> GradientStats:
+    """Statistics of gradient draws you already have: ``(repeats, P)`` (or ``(repeats,)``) estimates.
+
+    The one place where the mean, variance, standard error, SNR, bias and z-score are computed; use it
+    when the draws come from one batched call (``R`` identical batch elements give ``R`` independent
+    estimates) rather than from :func:`gradient_statistics`'s loop.
+    """
+    stacked = draws.detach().double().reshape(draws.shape[0], -1)
+    repeats = stacked.shape[0]
+    if repeats < 2:
+        raise ValueError(f"summarize needs at least 2 draws to estimate a variance, got {repeats}")
     mean = stacked.mean(0)
     variance = stacked.var(0)
     standard_error = (variance / repeats).sqrt()
@@ -147,7 +167,7 @@ def gradient_statistics(
         bias = mean - exact.reshape(-1).double()
         z_score = bias / standard_error.clamp_min(1e-300)
     return GradientStats(
-        name, mean, variance, standard_error, snr, bias, z_score, seconds, repeats, sum(values) / repeats
+        name, mean, variance, standard_error, snr, bias, z_score, seconds_per_estimate, repeats, value_mean
     )
 
 
