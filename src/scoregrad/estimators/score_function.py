@@ -140,7 +140,7 @@ class ScoreFunction:
         log_prob = sample_log_prob(dist, samples)
         values = evaluate_cost(f, samples, leading, log_prob.dtype)
         baseline, fit_loss = self.baseline(values, context=context)
-        baseline = check_baseline(baseline, values)
+        baseline = check_baseline(baseline, values, source=self.baseline)
         estimate = score_function_surrogate(log_prob, values, baseline).mean(0)
         if fit_loss is not None:
             estimate = estimate + zero_forward(fit_loss)

@@ -19,6 +19,8 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
+from scoregrad.baselines import broadcasts_to
+
 if TYPE_CHECKING:
     from scoregrad.scg.credit import Credit
 
@@ -95,13 +97,8 @@ def bits(mask: int) -> Iterator[int]:
 
 
 def broadcasts_into(small: torch.Size, big: torch.Size) -> bool:
-    """True when ``small`` broadcasts to exactly ``big`` (torch raises instead of answering no)."""
-    if len(small) > len(big):
-        return False
-    try:
-        return torch.broadcast_shapes(small, big) == big
-    except RuntimeError:
-        return False
+    """True when ``small`` broadcasts to exactly ``big``."""
+    return broadcasts_to(tuple(small), tuple(big))
 
 
 def shape_error(what: str, shape: torch.Size, node: Node) -> str:

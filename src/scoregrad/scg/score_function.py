@@ -51,7 +51,7 @@ class ScoreFunctionNode(Node):
         values = credit.values(self)
         values = values if own_plate else values.unsqueeze(0)
         baseline, fit_loss = self.baseline(values, context=self.context)
-        baseline = check_baseline(baseline, values, f"node {self.name!r}: baseline")
+        baseline = check_baseline(baseline, values, f"node {self.name!r}: baseline", source=self.baseline)
         if baseline is not None and not own_plate:
             baseline = torch.broadcast_to(baseline, (1, *self.shape)).squeeze(0)
         total = credit.zero
