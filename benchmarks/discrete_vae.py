@@ -38,6 +38,21 @@ from common import machine
 from torch import Tensor, nn
 from torch.distributions import Bernoulli, Independent
 
+
+def _example_model() -> type:
+    """The example's ``DiscreteVAE`` (one definition), loaded by path: both files are named discrete_vae.py."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "discrete_vae.py"
+    spec = importlib.util.spec_from_file_location("scoregrad_examples_discrete_vae", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
+    spec.loader.exec_module(module)
+    return module.DiscreteVAE
+
+
+DiscreteVAE = _example_model()
+
 RESULTS = Path(__file__).resolve().parent / "results"
 ESTIMATORS = ["reinforce_ma", "nvil", "rloo4", "vimco4", "arm", "disarm", "relax", "rebar", "gumbel_st"]
 STORCHASTIC = ["storch_score_ma", "storch_arm", "storch_disarm"]
@@ -109,66 +124,8 @@ def load_data(name: str) -> tuple[Tensor, Tensor, Tensor]:
     return train, test, test_binary
 
 
-class BinaryVAE(nn.Module):
-    """Sigmoid belief net VAE: Bernoulli prior, q(z|x) and p(x|z) over binary z and x."""
-
-    def __init__(self, data_dim: int, latents: int, nonlinear: bool, train_mean: Tensor) -> None:
-        super().__init__()
-
-        def mlp(i: int, o: int) -> nn.Module:
-            if not nonlinear:
-                return nn.Linear(i, o)
-            return nn.Sequential(
-                nn.Linear(i, 200),
-                nn.LeakyReLU(0.2),
-                nn.Linear(200, 200),
-                nn.LeakyReLU(0.2),
-                nn.Linear(200, o),
-            )
-
-        self.encoder = mlp(data_dim, latents)
-        self.decoder = mlp(latents, data_dim)
-        self.prior_logits = nn.Parameter(torch.zeros(latents))
-        self.register_buffer("train_mean", train_mean)
-        last = self.decoder if not nonlinear else self.decoder[-1]
-        with torch.no_grad():
-            last.bias.copy_(torch.logit(train_mean.clamp(1e-3, 1 - 1e-3)))
-
-    def posterior(self, x: Tensor) -> Independent:
-        return Independent(Bernoulli(logits=self.encoder(x - self.train_mean), validate_args=False), 1)
-
-    def prior(self) -> Independent:
-        return Independent(Bernoulli(logits=self.prior_logits, validate_args=False), 1)
-
-    def likelihood(self, z: Tensor) -> Independent:
-        return Independent(Bernoulli(logits=self.decoder(z), validate_args=False), 1)
-
-    def kl(self, q: Independent) -> Tensor:
-        logq, logp = q.base_dist.logits, self.prior_logits
-        probs = torch.sigmoid(logq)
-        log_sig = torch.nn.functional.logsigmoid
-        return (
-            probs * (log_sig(logq) - log_sig(logp)) + (1 - probs) * (log_sig(-logq) - log_sig(-logp))
-        ).sum(-1)
-
-    @torch.no_grad()
-    def elbo(self, x: Tensor, samples: int = 10) -> float:
-        """Mean ELBO per example, ``E_q[log p(x|z)] - KL``, by Monte Carlo."""
-        q = self.posterior(x)
-        z = q.sample((samples,))
-        return float((self.likelihood(z).log_prob(x).mean(0) - self.kl(q)).mean())
-
-    @torch.no_grad()
-    def bound(self, x: Tensor, samples: int = 100, chunk: int = 100) -> float:
-        """Mean importance-weighted bound ``log 1/K sum_k p(x, z_k) / q(z_k | x)`` per example."""
-        total = 0.0
-        for start in range(0, x.shape[0], chunk):
-            xs = x[start : start + chunk]
-            q = self.posterior(xs)
-            z = q.sample((samples,))
-            log_w = self.likelihood(z).log_prob(xs) + self.prior().log_prob(z) - q.log_prob(z)
-            total += float((torch.logsumexp(log_w, 0) - math.log(samples)).sum())
-        return total / x.shape[0]
+# The model is the example's (examples/discrete_vae.py): linear, or two 200-unit LeakyReLU layers.
+BinaryVAE = DiscreteVAE
 
 
 def encoder_variance(grads: list[Tensor]) -> float:
@@ -179,7 +136,7 @@ def encoder_variance(grads: list[Tensor]) -> float:
 
 def make_model(train: Tensor, cfg: Config, nonlinear: bool) -> BinaryVAE:
     torch.manual_seed(cfg.seed)
-    return BinaryVAE(train.shape[1], cfg.latents, nonlinear, train.mean(0))
+    return DiscreteVAE(train.shape[1], cfg.latents, (200, 200) if nonlinear else (), train.mean(0))
 
 
 # --------------------------------------------------------------------------------------------------
