@@ -48,9 +48,10 @@ def uniform_like(
 
     ``generator`` makes the draw reproducible and resumable (the RL rollout passes its own).
     """
-    tiny = torch.finfo(like.dtype).tiny
-    return torch.rand(shape, generator=generator, dtype=like.dtype, device=like.device).clamp(
-        tiny, 1 - torch.finfo(like.dtype).eps
+    info = torch.finfo(like.dtype)
+    # in place on the fresh tensor: this runs once per env step in the RL rollout
+    return torch.rand(shape, generator=generator, dtype=like.dtype, device=like.device).clamp_(
+        info.tiny, 1 - info.eps
     )
 
 
@@ -58,7 +59,7 @@ def gumbel_noise(
     shape: torch.Size | tuple[int, ...], like: Tensor, generator: torch.Generator | None = None
 ) -> Tensor:
     """Standard Gumbel noise ``-log(-log u)`` of ``shape``: ``argmax(logits + g)`` is a Categorical sample."""
-    return -torch.log(-torch.log(uniform_like(shape, like, generator)))
+    return uniform_like(shape, like, generator).log_().neg_().log_().neg_()
 
 
 def logistic_logits(logits: Tensor, u: Tensor) -> Tensor:

@@ -1,16 +1,12 @@
-"""The trainer: REINFORCE, A2C and PPO in one readable loop.
+"""The trainer: collect -> update -> log -> checkpoint, for every policy-gradient algorithm.
 
-One iteration = collect a rollout (policy samples, env steps) -> returns and advantages (pure
-functions of :mod:`scoregrad.rl.returns`) -> update (losses of :mod:`scoregrad.rl.losses`, all
-built on :mod:`scoregrad.surrogate`). The algorithms differ only in the update phase:
-
-* ``reinforce`` (Williams, 1992): one gradient step on ``-(G - b) log pi``;
-* ``a2c`` (Mnih et al., 2016): one step on GAE advantages with a learned critic;
-* ``ppo`` (Schulman et al., 2017): several epochs of minibatches on the clipped ratio objective.
-
-Layout in the style of CleanRL's ``ppo.py``; state that must survive a restart (weights,
-optimiser, RNG, env state, normalisers, counters) is gathered in :meth:`Trainer.state` so that a
-resumed run on CPU continues bitwise identically.
+One iteration collects a rollout (policy samples, env steps; :mod:`scoregrad.rl.rollout`), hands it
+to the run's algorithm (:mod:`scoregrad.rl.algorithms`: ``reinforce``, Williams, 1992; ``a2c``, Mnih
+et al., 2016; ``ppo``, Schulman et al., 2017; each one file that reads top to bottom), logs
+(:mod:`scoregrad.rl.logger`) and saves a checkpoint when due. The trainer knows nothing of any one
+algorithm: ``ALGORITHMS[algo]`` is looked up once. Everything that must survive a restart is
+gathered by :mod:`scoregrad.rl.state`, so that a resumed run on CPU continues bitwise identically.
+The trained policy is an :class:`~scoregrad.rl.agent.Agent`.
 """
 
 from __future__ import annotations
@@ -258,10 +254,10 @@ class Trainer:
         return self.agent
 
     def _loop(self, logger: RunLogger) -> None:
-        """collect -> advantages -> update -> log -> checkpoint, until the step budget is spent."""
+        """collect -> update -> log -> checkpoint, until the step budget is spent."""
         while self.rollout.global_step < self.total_steps:
             self._boundary = self._state_at(logger)
-            # 1. rollout
+            # 1. collect a rollout
             collect_rollout(
                 self.envs,
                 self.agent.policy,
@@ -277,7 +273,7 @@ class Trainer:
             self.last_stats = self._update()
             self.iteration += 1
             self._boundary = None  # consistent again: an interrupt from here on saves the present
-            # 4. logging, checkpoints, user callback
+            # 3. log, 4. checkpoint, then the user's callback
             finished = self.rollout.finished[self.episodes_logged :]
             self.episodes_logged = len(self.rollout.finished)
             self.recent_returns.extend(r for _, r, _ in finished)
