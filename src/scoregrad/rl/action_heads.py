@@ -173,8 +173,8 @@ class DiscreteHead(ActionHead):
     def log_prob(self, dist: Distribution, raw: Tensor) -> Tensor:
         # The gather of the core's Categorical fast path (estimators.base.sample_log_prob), not
         # Categorical.log_prob's broadcast. sample_log_prob takes sample-major (n, *batch) actions;
-        # with one action per state (n = 1) its two movedims cost ~5% of a rollout step, so the
-        # gather is spelled out for this layout.
+        # with one action per state (n = 1) its reshaping was measurable in the per-step rollout
+        # (benchmarks/rl_throughput.py), so the gather is spelled out for this layout.
         return dist.logits.gather(-1, raw.long().unsqueeze(-1)).squeeze(-1)
 
     def to_env(self, raw: Tensor) -> np.ndarray:
@@ -371,10 +371,7 @@ def normal(mean: Tensor, log_std: Tensor) -> Distribution:
 # --------------------------------------------------------------------------- the one lookup
 #: Head class per action-space type (a Box head is chosen by ``squash``: see :func:`action_head`).
 HEADS: dict[type[gym.Space], type[ActionHead]] = {
-    gym.spaces.Discrete: DiscreteHead,
-    gym.spaces.MultiDiscrete: MultiDiscreteHead,
-    gym.spaces.MultiBinary: MultiBinaryHead,
-    gym.spaces.Box: ClipBoxHead,
+    head.space_type: head for head in (DiscreteHead, MultiDiscreteHead, MultiBinaryHead, ClipBoxHead)
 }
 
 

@@ -323,6 +323,7 @@ def _check_finite(
     return reward, next_obs, skip
 
 
+@torch.no_grad()  # once for the whole rollout, not once per step
 def collect_rollout(
     envs: gym.vector.VectorEnv,
     policy,
@@ -346,11 +347,10 @@ def collect_rollout(
     buffer.start_done = torch.from_numpy(state.prev_done.copy())
     for t in range(T):
         obs = state.obs
-        with torch.no_grad():
-            dist = policy.distribution(obs, state.action_mask)
-            action = dist.sample(generator)
-            buffer.log_probs[t] = dist.log_prob(action)
-            buffer.values[t] = policy.value(obs)
+        dist = policy.distribution(obs, state.action_mask)
+        action = dist.sample(generator)
+        buffer.log_probs[t] = dist.log_prob(action)
+        buffer.values[t] = policy.value(obs)
         buffer.obs[t] = obs
         buffer.actions[t] = action
         if buffer.action_masks is not None and state.action_mask is not None:
@@ -366,13 +366,7 @@ def collect_rollout(
         state.episode_return += np.where(valid, reward, 0.0)
         state.episode_length += valid
         for i in np.flatnonzero(done):
-            state.finished.append(
-                (
-                    state.global_step + (t + 1) * envs.num_envs,
-                    float(state.episode_return[i]),
-                    int(state.episode_length[i]),
-                )
-            )
+            state.finished.append((env_step, float(state.episode_return[i]), int(state.episode_length[i])))
         state.episode_return[done] = 0.0
         state.episode_length[done] = 0
         if reward_fn is not None:
@@ -384,8 +378,7 @@ def collect_rollout(
         state.obs = obs_fn(next_obs)
         state.action_mask = mask_fn(next_obs, info)
         state.prev_done = done
-    with torch.no_grad():
-        buffer.last_value = policy.value(state.obs)
+    buffer.last_value = policy.value(state.obs)
     state.global_step += T * envs.num_envs
 
 
