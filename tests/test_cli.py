@@ -78,3 +78,21 @@ def test_user_errors_print_one_line_and_exit_2(tmp_path, capsys):
     assert "scoregrad eval: error:" in capsys.readouterr().err
     assert main(["train", "NoSuchEnv-v0", "--steps", "100"]) == 2
     assert "NoSuchEnv" in capsys.readouterr().err
+
+
+def test_options_come_from_the_config_dataclasses_with_each_algorithms_default():
+    from scoregrad import cli
+    from scoregrad.rl.config import options
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    by_dest = {a.dest: a for a in train._actions}
+    for option in options():
+        assert option.name in by_dest and option.help in by_dest[option.name].help
+    assert "ppo: 128, a2c: 5, reinforce: 512" in by_dest["num_steps"].help
+    assert by_dest["baseline"].choices == ("none", "mean", "leave_one_out", "value")
+    assert not hasattr(cli, "_algo_from_argv")  # one parse, no hand scan of argv
+
+
+def test_an_option_of_another_algorithm_is_a_one_line_usage_error(capsys):
+    assert main(["train", "CartPole-v1", "--baseline", "mean", "--steps", "64"]) == 2
+    assert "--baseline: not an option of --algo ppo" in capsys.readouterr().err

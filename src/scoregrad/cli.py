@@ -7,8 +7,10 @@
     scoregrad eval runs/cp --episodes 20
     scoregrad plot runs/cp
 
-Every field of the algorithm's config dataclass (:mod:`scoregrad.rl.config`) is an option of
-``train``: ``num_envs`` is ``--num-envs``, booleans are ``--norm-obs/--no-norm-obs``.
+Every field of the config dataclasses (:mod:`scoregrad.rl.config`) is an option of ``train``, with
+its type, choices, help and defaults read from the dataclass: ``num_envs`` is ``--num-envs``,
+booleans are ``--norm-obs/--no-norm-obs``. One parse reads the whole command line; an option of
+another algorithm than ``--algo``'s is a usage error (exit status 2).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import typing
 import warnings
 from collections.abc import Sequence
 from dataclasses import fields
@@ -36,39 +39,47 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _add_config_options(parser: argparse.ArgumentParser, algo: str) -> None:
-    from scoregrad.rl.config import CONFIGS, choices, describe
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One option per config field of every algorithm, with type, choices, help and defaults taken
+    from the dataclasses in :mod:`scoregrad.rl.config` (a field of some algorithms only says which)."""
+    from scoregrad.rl.config import CONFIGS, options
 
-    cls = CONFIGS[algo]
-    group = parser.add_argument_group(f"{algo} config ({cls.__name__}; defaults before presets)")
-    types = {f.name: f.type for f in fields(cls)}
-    for name, default, help_text in describe(cls):
-        flag = "--" + name.replace("_", "-")
-        options = choices(cls, name)
-        if isinstance(default, bool):
-            group.add_argument(
-                flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text
-            )
-        elif isinstance(default, tuple):
-            group.add_argument(
-                flag, dest=name, type=int, nargs="+", default=None, help=f"{help_text} [{default}]"
-            )
-        elif options is not None:
-            group.add_argument(
-                flag, dest=name, choices=options, default=None, help=f"{help_text} [{default}]"
-            )
+    everywhere = parser.add_argument_group("config, every algorithm (defaults before presets)")
+    specific = parser.add_argument_group("config, some algorithms only (defaults before presets)")
+    for option in options():
+        defaults = set(map(repr, option.defaults.values()))
+        shown = (
+            next(iter(option.defaults.values()))
+            if len(defaults) == 1
+            else ", ".join(f"{algo}: {value}" for algo, value in option.defaults.items())
+        )
+        help_text = f"{option.help} [{shown}]"
+        group = everywhere
+        if len(option.defaults) < len(CONFIGS):
+            group = specific
+            help_text += f" ({', '.join(option.defaults)})"
+        if option.type is bool:
+            kwargs: dict[str, Any] = {"action": argparse.BooleanOptionalAction}
+        elif option.choices is not None:
+            kwargs = {"choices": option.choices}
+        elif typing.get_origin(option.type) is tuple:
+            kwargs = {"type": int, "nargs": "+"}
         else:
-            py = {"int": int, "float": float, "str": str}.get(str(types[name]), type(default))
-            group.add_argument(flag, dest=name, type=py, default=None, help=f"{help_text} [{default}]")
+            kwargs = {"type": option.type}
+        group.add_argument(option.flag, dest=option.name, default=None, help=help_text, **kwargs)
 
 
 def build_parser(algo: str = "ppo") -> argparse.ArgumentParser:
+    """The whole command line in one parser; ``algo`` is the algorithm ``train`` uses without ``--algo``."""
+    from scoregrad.rl.config import CONFIGS
+
     parser = _Parser(prog="scoregrad", description="Score-function gradients and policy gradients.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a policy on a Gymnasium env")
     train.add_argument("env", help="Gymnasium env id, e.g. CartPole-v1, or my_module:MyEnv-v0")
-    train.add_argument("--algo", choices=["ppo", "a2c", "reinforce"], default=None, help="[ppo]")
+    train.add_argument("--algo", choices=list(CONFIGS), default=None, help=f"[{algo}]")
+    train.set_defaults(default_algo=algo)
     train.add_argument("--steps", type=int, default=None, help="total env steps [100000, or the saved run's]")
     train.add_argument("--seed", type=int, default=None, help="seed [0]")
     train.add_argument(
@@ -83,7 +94,7 @@ def build_parser(algo: str = "ppo") -> argparse.ArgumentParser:
     )
     mode.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     train.add_argument("--no-preset", action="store_true", help="ignore the per-env preset table")
-    _add_config_options(train, algo)
+    _add_config_options(train)
 
     ev = sub.add_parser("eval", help="evaluate a saved agent")
     ev.add_argument("run", type=Path, help="run or checkpoint directory")
@@ -96,15 +107,6 @@ def build_parser(algo: str = "ppo") -> argparse.ArgumentParser:
     plot.add_argument("run", type=Path)
     plot.add_argument("--output", type=Path, default=None, help="PNG path [RUN/learning_curve.png]")
     return parser
-
-
-def _algo_from_argv(argv: Sequence[str]) -> str:
-    for i, arg in enumerate(argv):
-        if arg == "--algo" and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith("--algo="):
-            return arg.split("=", 1)[1]
-    return "ppo"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -128,10 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    algo = _algo_from_argv(argv)
-    if algo not in ("ppo", "a2c", "reinforce"):
-        algo = "ppo"  # let argparse report the bad choice
-    args = build_parser(algo).parse_args(argv)
+    args = build_parser().parse_args(argv)
 
     import gymnasium
 
@@ -175,13 +174,15 @@ def _print_json(payload: dict[str, Any]) -> None:
 
 
 def _overrides(args: argparse.Namespace, algo: str) -> dict[str, Any]:
-    from scoregrad.rl.config import CONFIGS
+    """The config options given on the command line; one that ``algo`` does not have is a usage error."""
+    from scoregrad.rl.config import CONFIGS, options
 
-    return {
-        f.name: getattr(args, f.name)
-        for f in fields(CONFIGS[algo])
-        if getattr(args, f.name, None) is not None
-    }
+    given = {o.name: getattr(args, o.name) for o in options() if getattr(args, o.name, None) is not None}
+    foreign = [name for name in given if name not in {f.name for f in fields(CONFIGS[algo])}]
+    if foreign:
+        flags = ", ".join("--" + name.replace("_", "-") for name in foreign)
+        raise UsageError(f"{flags}: not an option of --algo {algo}")
+    return given
 
 
 def _resume(args: argparse.Namespace) -> int:
@@ -236,7 +237,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "train":
         if args.resume:
             return _resume(args)
-        algo = args.algo or "ppo"
+        algo = args.algo or args.default_algo
         agent = rl.train(
             args.env,
             algo=algo,

@@ -32,6 +32,7 @@ __all__ = [
     "GumbelSoftmax",
     "StraightThrough",
     "uniform_like",
+    "gumbel_noise",
     "logistic_logits",
     "conditional_logistic_logits",
     "gumbel_softmax_relaxation",
@@ -41,12 +42,25 @@ __all__ = [
 ]
 
 
-def uniform_like(shape: torch.Size | tuple[int, ...], like: Tensor) -> Tensor:
-    """Uniform(0, 1) noise of ``shape`` with ``like``'s dtype and device, strictly inside (0, 1)."""
-    tiny = torch.finfo(like.dtype).tiny
-    return torch.rand(shape, dtype=like.dtype, device=like.device).clamp(
-        tiny, 1 - torch.finfo(like.dtype).eps
+def uniform_like(
+    shape: torch.Size | tuple[int, ...], like: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
+    """Uniform(0, 1) noise of ``shape`` with ``like``'s dtype and device, strictly inside (0, 1).
+
+    ``generator`` makes the draw reproducible and resumable (the RL rollout passes its own).
+    """
+    info = torch.finfo(like.dtype)
+    # in place on the fresh tensor: this runs once per env step in the RL rollout
+    return torch.rand(shape, generator=generator, dtype=like.dtype, device=like.device).clamp_(
+        info.tiny, 1 - info.eps
     )
+
+
+def gumbel_noise(
+    shape: torch.Size | tuple[int, ...], like: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
+    """Standard Gumbel noise ``-log(-log u)`` of ``shape``: ``argmax(logits + g)`` is a Categorical sample."""
+    return uniform_like(shape, like, generator).log_().neg_().log_().neg_()
 
 
 def logistic_logits(logits: Tensor, u: Tensor) -> Tensor:
@@ -70,7 +84,7 @@ def gumbel_softmax_relaxation(
 ) -> Tensor:
     """``softmax((logits + g) / temperature)`` over the last dim, with Gumbel noise ``g``."""
     if gumbel is None:
-        gumbel = -torch.log(-torch.log(uniform_like(logits.shape, logits)))
+        gumbel = gumbel_noise(logits.shape, logits)
     return F.softmax((logits + gumbel) / temperature, dim=-1)
 
 
@@ -231,5 +245,4 @@ def gumbel_top_k(logits: Tensor, k: int) -> Tensor:
     """
     if not 1 <= k <= logits.shape[-1]:
         raise ValueError(f"gumbel_top_k: k must lie in [1, {logits.shape[-1]}], got {k}")
-    gumbel = -torch.log(-torch.log(uniform_like(logits.shape, logits)))
-    return (logits.detach() + gumbel).topk(k, dim=-1).indices.movedim(-1, 0)
+    return (logits.detach() + gumbel_noise(logits.shape, logits)).topk(k, dim=-1).indices.movedim(-1, 0)

@@ -27,6 +27,8 @@ __all__ = [
     "describe",
     "choices",
     "validate",
+    "Option",
+    "options",
 ]
 
 
@@ -97,7 +99,6 @@ class PPOConfig(CommonConfig):
     clip_vloss: bool = _f(True, "clip the value update around the old value prediction")
     target_kl: float = _f(0.0, "stop the epochs early when approx KL exceeds this (0: never)", NON_NEGATIVE)
     norm_adv: bool = _f(True, "normalise advantages per minibatch")
-    ent_coef: float = _f(0.0, "entropy bonus coefficient", NON_NEGATIVE)
 
 
 @dataclass
@@ -108,7 +109,6 @@ class A2CConfig(CommonConfig):
     learning_rate: float = _f(7e-4, "Adam learning rate", POSITIVE)
     gae_lambda: float = _f(1.0, "GAE lambda; 1.0 gives the classic n-step advantage", UNIT)
     norm_adv: bool = _f(False, "normalise advantages per batch")
-    ent_coef: float = _f(0.0, "entropy bonus coefficient", NON_NEGATIVE)
 
 
 @dataclass
@@ -196,3 +196,34 @@ def describe(cls: type[CommonConfig]) -> list[tuple[str, Any, str]]:
         default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
         rows.append((f.name, default, f.metadata.get("help", "")))
     return rows
+
+
+@dataclass
+class Option:
+    """One config field as a command-line option, gathered over every algorithm's dataclass.
+
+    ``defaults`` maps each algorithm that has the field to its default there; ``type`` is the
+    field's type hint (``Literal[...]`` gives ``choices``).
+    """
+
+    name: str
+    type: Any
+    help: str
+    defaults: dict[str, Any]
+    choices: tuple[Any, ...] | None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+def options() -> list[Option]:
+    """Every field of every config in :data:`CONFIGS`, once, in declaration order (the CLI's source)."""
+    table: dict[str, Option] = {}
+    for algo, cls in CONFIGS.items():
+        hints = typing.get_type_hints(cls)
+        for name, default, help_text in describe(cls):
+            if name not in table:
+                table[name] = Option(name, hints[name], help_text, {}, choices(cls, name))
+            table[name].defaults[algo] = default
+    return list(table.values())

@@ -260,6 +260,7 @@ class RolloutBuffer:
     valid: Tensor  # (T, N) bool, False at autoreset and skipped steps
     action_masks: Tensor | None  # (T, N, n) bool or None
     last_value: Tensor = field(default_factory=lambda: torch.zeros(0))  # (N,) V(obs after the rollout)
+    start_done: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.bool))  # (N,) see below
 
     @classmethod
     def allocate(cls, T: int, N: int, obs_dim: int, action_shape: tuple[int, ...], action_dtype, mask_dim):
@@ -298,6 +299,31 @@ def _first_bad(x: np.ndarray) -> int:
     return int(np.flatnonzero(bad)[0])
 
 
+def _check_finite(
+    reward: np.ndarray, next_obs: np.ndarray, env_step: int, t: int, on_non_finite: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Raise :class:`NonFiniteError` on a NaN/inf reward or observation ``(N, ...)``, or with
+    ``on_non_finite="skip"`` zero it and return ``skip (N,)`` marking the env's transition invalid."""
+    n = reward.shape[0]
+    skip = np.zeros(n, dtype=bool)
+    for what, arr in (("reward", reward), ("observation", next_obs)):
+        if np.issubdtype(np.asarray(arr).dtype, np.floating) and not np.isfinite(arr).all():
+            i = _first_bad(np.asarray(arr))
+            if on_non_finite != "skip":
+                raise NonFiniteError(
+                    f"non-finite {what} at env step {env_step} (rollout step {t}), env index {i}; no update "
+                    f"was made with it. Pass on_non_finite='skip' to drop such transitions instead."
+                )
+            bad = ~np.isfinite(np.asarray(arr).reshape(n, -1)).all(axis=1)
+            skip |= bad
+            if what == "reward":
+                reward = np.where(bad, 0.0, reward)
+            else:
+                next_obs = np.where(np.isfinite(next_obs), next_obs, 0.0).astype(next_obs.dtype)
+    return reward, next_obs, skip
+
+
+@torch.no_grad()  # once for the whole rollout, not once per step
 def collect_rollout(
     envs: gym.vector.VectorEnv,
     policy,
@@ -317,13 +343,14 @@ def collect_rollout(
     index, or with ``on_non_finite="skip"`` are zeroed and their transition marked invalid.
     """
     T = buffer.rewards.shape[0]
+    # whether each env's first step here is an autoreset step (where the rollout's episodes begin)
+    buffer.start_done = torch.from_numpy(state.prev_done.copy())
     for t in range(T):
         obs = state.obs
-        with torch.no_grad():
-            dist = policy.distribution(obs, state.action_mask)
-            action = dist.sample(generator)
-            buffer.log_probs[t] = dist.log_prob(action)
-            buffer.values[t] = policy.value(obs)
+        dist = policy.distribution(obs, state.action_mask)
+        action = dist.sample(generator)
+        buffer.log_probs[t] = dist.log_prob(action)
+        buffer.values[t] = policy.value(obs)
         buffer.obs[t] = obs
         buffer.actions[t] = action
         if buffer.action_masks is not None and state.action_mask is not None:
@@ -331,35 +358,15 @@ def collect_rollout(
         valid = ~state.prev_done
         next_obs, reward, terminated, truncated, info = envs.step(policy.to_env_action(action))
         reward = np.asarray(reward, dtype=np.float64)
-        skip = np.zeros_like(valid)
-        for what, arr in (("reward", reward), ("observation", next_obs)):
-            if np.issubdtype(np.asarray(arr).dtype, np.floating) and not np.isfinite(arr).all():
-                i = _first_bad(np.asarray(arr))
-                if on_non_finite != "skip":
-                    raise NonFiniteError(
-                        f"non-finite {what} at env step {state.global_step + (t + 1) * envs.num_envs} "
-                        f"(rollout step {t}), env index {i}; no update was made with it. Pass "
-                        f"on_non_finite='skip' to drop such transitions instead."
-                    )
-                bad = ~np.isfinite(np.asarray(arr).reshape(envs.num_envs, -1)).all(axis=1)
-                skip |= bad
-                if what == "reward":
-                    reward = np.where(bad, 0.0, reward)
-                else:
-                    next_obs = np.where(np.isfinite(next_obs), next_obs, 0.0).astype(next_obs.dtype)
+        env_step = state.global_step + (t + 1) * envs.num_envs
+        reward, next_obs, skip = _check_finite(reward, next_obs, env_step, t, on_non_finite)
         valid = valid & ~skip
         done = terminated | truncated
         # episode bookkeeping on raw rewards
         state.episode_return += np.where(valid, reward, 0.0)
         state.episode_length += valid
         for i in np.flatnonzero(done):
-            state.finished.append(
-                (
-                    state.global_step + (t + 1) * envs.num_envs,
-                    float(state.episode_return[i]),
-                    int(state.episode_length[i]),
-                )
-            )
+            state.finished.append((env_step, float(state.episode_return[i]), int(state.episode_length[i])))
         state.episode_return[done] = 0.0
         state.episode_length[done] = 0
         if reward_fn is not None:
@@ -371,8 +378,7 @@ def collect_rollout(
         state.obs = obs_fn(next_obs)
         state.action_mask = mask_fn(next_obs, info)
         state.prev_done = done
-    with torch.no_grad():
-        buffer.last_value = policy.value(state.obs)
+    buffer.last_value = policy.value(state.obs)
     state.global_step += T * envs.num_envs
 
 

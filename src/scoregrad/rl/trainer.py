@@ -1,25 +1,19 @@
-"""The trainer: REINFORCE, A2C and PPO in one readable loop.
+"""The trainer: collect -> update -> log -> checkpoint, for every policy-gradient algorithm.
 
-One iteration = collect a rollout (policy samples, env steps) -> returns and advantages (pure
-functions of :mod:`scoregrad.rl.returns`) -> update (losses of :mod:`scoregrad.rl.losses`, all
-built on :mod:`scoregrad.surrogate`). The algorithms differ only in the update phase:
-
-* ``reinforce`` (Williams, 1992): one gradient step on ``-(G - b) log pi``;
-* ``a2c`` (Mnih et al., 2016): one step on GAE advantages with a learned critic;
-* ``ppo`` (Schulman et al., 2017): several epochs of minibatches on the clipped ratio objective.
-
-Layout in the style of CleanRL's ``ppo.py``; state that must survive a restart (weights,
-optimiser, RNG, env state, normalisers, counters) is gathered in :meth:`Trainer.state` so that a
-resumed run on CPU continues bitwise identically.
+One iteration collects a rollout (policy samples, env steps; :mod:`scoregrad.rl.rollout`), hands it
+to the run's algorithm (:mod:`scoregrad.rl.algorithms`: ``reinforce``, Williams, 1992; ``a2c``, Mnih
+et al., 2016; ``ppo``, Schulman et al., 2017; each one file that reads top to bottom), logs
+(:mod:`scoregrad.rl.logger`) and saves a checkpoint when due. The trainer knows nothing of any one
+algorithm: ``ALGORITHMS[algo]`` is looked up once. Everything that must survive a restart is
+gathered by :mod:`scoregrad.rl.state`, so that a resumed run on CPU continues bitwise identically.
+The trained policy is an :class:`~scoregrad.rl.agent.Agent`.
 """
 
 from __future__ import annotations
 
 import shutil
-import warnings
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +23,20 @@ import torch
 from torch import Tensor, nn
 
 from scoregrad.interrupts import deferred_signals, terminate_as_interrupt
-from scoregrad.rl import losses, returns
-from scoregrad.rl.checkpoint import CheckpointError, check_schema, load_checkpoint, save_checkpoint
-from scoregrad.rl.config import CONFIGS, CommonConfig, ConfigError, config_for
+from scoregrad.rl.agent import (
+    Agent,
+    EvaluationError,
+    SpaceMismatchError,
+    evaluate,
+    load,
+    policy_config,
+)
+from scoregrad.rl.algorithms import ALGORITHMS, Algorithm
+from scoregrad.rl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from scoregrad.rl.config import CommonConfig, ConfigError, config_for
 from scoregrad.rl.logger import RunLogger
 from scoregrad.rl.normalization import ObservationNormalizer, RewardNormalizer
-from scoregrad.rl.policies import ActorCritic, PolicyConfig, space_from_json
+from scoregrad.rl.policies import ActorCritic
 from scoregrad.rl.presets import preset_for
 from scoregrad.rl.rollout import (
     EnvLike,
@@ -43,11 +45,9 @@ from scoregrad.rl.rollout import (
     RolloutState,
     collect_rollout,
     env_id_of,
-    get_env_state,
     make_vector_env,
-    set_env_state,
-    warn_not_resumable,
 )
+from scoregrad.rl.state import check_run_checkpoint, restore_trainer_state, trainer_state
 
 __all__ = [
     "Agent",
@@ -86,104 +86,6 @@ class ResumeMismatchError(ValueError):
     """A resume asked for an env or setting that differs from the saved run's."""
 
 
-class SpaceMismatchError(ValueError):
-    """An env's observation or action space differs from the agent's."""
-
-
-class EvaluationError(FloatingPointError):
-    """Evaluation produced a non-finite return."""
-
-
-def _policy_config(config: CommonConfig) -> PolicyConfig:
-    return PolicyConfig(
-        hidden_sizes=tuple(config.hidden_sizes),
-        activation=config.activation,
-        log_std_init=config.log_std_init,
-        state_dependent_std=config.state_dependent_std,
-        squash=config.squash,
-    )
-
-
-class Agent:
-    """A trained policy: ``act``, ``save``; ``rl.evaluate(agent, env)`` and ``rl.load(path)``."""
-
-    def __init__(
-        self,
-        policy: ActorCritic,
-        algo: str,
-        config: CommonConfig,
-        env_id: str | None = None,
-        obs_normalizer: ObservationNormalizer | None = None,
-    ):
-        self.policy = policy
-        self.algo = algo
-        self.config = config
-        self.env_id = env_id
-        self.obs_normalizer = obs_normalizer
-        self.trainer: Trainer | None = None  # set while/after training, so save() can resume
-        self._checkpoint: tuple[dict[str, Tensor], dict[str, Any]] | None = None
-
-    def preprocess(self, obs: np.ndarray) -> Tensor:
-        """Raw batched observations ``(B, *obs_shape)`` -> policy input ``(B, obs_dim)``."""
-        if self.obs_normalizer is not None:
-            obs = self.obs_normalizer(np.asarray(obs, np.float64).reshape(len(obs), -1), update=False)
-        return self.policy.preprocess(torch.as_tensor(np.asarray(obs)))
-
-    @torch.no_grad()
-    def act(self, observation: Any, deterministic: bool = False, action_mask: Any = None) -> Any:
-        """The action for one observation (or a batch with a leading axis), in the env's format.
-
-        Args:
-            observation: one observation of the env's observation space, or a batch ``(B, ...)``.
-            deterministic: take the distribution's mode instead of sampling.
-            action_mask: optional boolean mask of allowed actions (Discrete/MultiDiscrete).
-        """
-        obs = np.asarray(observation)
-        single_shape = self.policy.observation_space.shape
-        batched = obs.ndim == len(single_shape) + 1
-        if not batched:
-            obs = obs[None]
-        mask = None
-        if action_mask is not None:
-            mask = torch.as_tensor(np.asarray(action_mask, dtype=bool))
-            mask = mask if batched else mask[None]
-        dist = self.policy.distribution(self.preprocess(obs), mask)
-        action = self.policy.to_env_action(dist.mode() if deterministic else dist.sample())
-        return action if batched else action[0]
-
-    def save(self, path: str | Path) -> Path:
-        """Save a checkpoint under ``path`` (crash-safe; see :mod:`scoregrad.rl.checkpoint`) for :func:`load`.
-
-        Returns the new checkpoint version's directory, ``path/checkpoints/NNNNNN``.
-        """
-        if self.trainer is not None:
-            tensors, meta = self.trainer.state()
-        elif self._checkpoint is not None:
-            tensors, meta = self._checkpoint
-        else:
-            tensors, meta = _agent_state(self)
-        return save_checkpoint(path, tensors, meta)
-
-
-def _agent_state(agent: Agent) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    tensors = {f"policy.{k}": v.clone() for k, v in agent.policy.state_dict().items()}
-    meta = {
-        "algo": agent.algo,
-        "env_id": agent.env_id,
-        "config": _config_json(agent.config),
-        "architecture": agent.policy.arch_json(),
-        "obs_normalizer": None if agent.obs_normalizer is None else agent.obs_normalizer.state_dict(),
-        "training": None,
-    }
-    return tensors, meta
-
-
-def _config_json(config: CommonConfig) -> dict[str, Any]:
-    d = asdict(config)
-    d["hidden_sizes"] = list(d["hidden_sizes"])
-    return d
-
-
 class Trainer:
     """Owns the env, agent, optimiser and logs of one training run; see :func:`train`."""
 
@@ -201,6 +103,7 @@ class Trainer:
     ):
         self.algo = algo
         self.config = config if config is not None else config_for(algo)
+        self.algorithm: Algorithm = ALGORITHMS[algo](self.config)
         self.seed = int(seed)
         self.total_steps = int(total_steps)
         self.callback = callback
@@ -216,7 +119,7 @@ class Trainer:
         obs_space, act_space = self.envs.single_observation_space, self.envs.single_action_space
         torch.manual_seed(self.seed)  # network initialisation
         if policy is None:
-            policy = ActorCritic(obs_space, act_space, _policy_config(cfg))
+            policy = ActorCritic(obs_space, act_space, policy_config(cfg))
         if cfg.norm_obs and not isinstance(obs_space, gym.spaces.Box):
             raise ValueError(f"norm_obs=True needs a Box observation space; got {obs_space!r}")
         obs_norm = ObservationNormalizer((policy.obs_dim,)) if cfg.norm_obs else None
@@ -226,30 +129,12 @@ class Trainer:
         self.optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate, eps=1e-5, fused=True)
         self.generator = torch.Generator().manual_seed(self.seed)
 
-        mask_dim = None
-        if isinstance(act_space, gym.spaces.Discrete):
-            mask_dim = int(act_space.n)
-        elif isinstance(act_space, gym.spaces.MultiDiscrete):
-            mask_dim = int(act_space.nvec.sum())
-        raw_shape = () if isinstance(act_space, gym.spaces.Discrete) else (int(np.prod(act_space.shape)),)
-        raw_dtype = (
-            torch.long
-            if isinstance(act_space, (gym.spaces.Discrete, gym.spaces.MultiDiscrete))
-            else torch.float32
-        )
+        head = policy.head  # what the buffer stores: the action head's raw actions and masks
+        self._mask_dim = head.mask_dim
         self.buffer = RolloutBuffer.allocate(
-            cfg.num_steps, self.num_envs, policy.obs_dim, raw_shape, raw_dtype, mask_dim
+            cfg.num_steps, self.num_envs, policy.obs_dim, head.buffer_shape, head.buffer_dtype, head.mask_dim
         )
-        self._mask_dim = mask_dim
-
-        obs, info = self.envs.reset(seed=self.seed)
-        self.rollout = RolloutState(
-            obs=self._obs_fn(obs),
-            prev_done=np.zeros(self.num_envs, dtype=bool),
-            action_mask=self._mask_fn(obs, info),
-            episode_return=np.zeros(self.num_envs),
-            episode_length=np.zeros(self.num_envs, dtype=np.int64),
-        )
+        self.rollout = self._first_rollout_state()
         self.iteration = 0
         self.num_updates = 0
         self.recent_returns: deque[float] = deque(maxlen=20)
@@ -257,7 +142,6 @@ class Trainer:
         self.last_stats: dict[str, float] = {}
         self._boundary: tuple[dict[str, Tensor], dict[str, Any]] | None = None
         self._env_state_ok = True
-        self._log_kl = True
         self.wall_time = 0.0  # training seconds so far, carried across resumes
         self._saved_iteration: int | None = None
         self._resumed = False
@@ -269,6 +153,17 @@ class Trainer:
         return self.interrupt is not None
 
     # ------------------------------------------------------------------ helpers for the rollout
+    def _first_rollout_state(self) -> RolloutState:
+        obs, info = self.envs.reset(seed=self.seed)
+        n = self.num_envs
+        return RolloutState(
+            self._obs_fn(obs),
+            np.zeros(n, dtype=bool),
+            self._mask_fn(obs, info),
+            np.zeros(n),
+            np.zeros(n, np.int64),
+        )
+
     def _obs_fn(self, obs: np.ndarray) -> Tensor:
         norm = self.agent.obs_normalizer
         if norm is not None:
@@ -287,77 +182,6 @@ class Trainer:
         return None
 
     # ------------------------------------------------------------------ one iteration
-    def _advantages(self) -> tuple[Tensor, Tensor]:
-        """Advantages and value targets ``(T, N)`` for the rollout in the buffer."""
-        b, cfg = self.buffer, self.config
-        next_values = b.next_values()
-        if self.algo in ("ppo", "a2c"):
-            return returns.gae(
-                b.rewards,
-                b.values,
-                next_values,
-                b.terminated,
-                b.truncated,
-                cfg.gamma,
-                cfg.gae_lambda,
-                b.valid,
-            )
-        # REINFORCE: Monte Carlo weights; bootstrap cut episodes only when a critic exists
-        bootstrap = next_values if cfg.baseline == "value" else None
-        weight_fn = (
-            returns.reward_to_go if cfg.weights == "reward_to_go" else returns.discounted_episode_return
-        )
-        weights = weight_fn(b.rewards, b.terminated, b.truncated, cfg.gamma, bootstrap, b.valid)
-        return weights, weights
-
-    def _loss(
-        self, idx: Tensor, adv: Tensor, targets: Tensor, extra: dict[str, Tensor]
-    ) -> tuple[Tensor, dict]:
-        """Loss on the flattened batch entries ``idx``."""
-        b, cfg, policy = self.buffer, self.config, self.agent.policy
-        obs = b.obs.flatten(0, 1)[idx]
-        mask = b.action_masks.flatten(0, 1)[idx] if b.action_masks is not None else None
-        dist = policy.distribution(obs, mask)
-        log_prob = dist.log_prob(b.actions.flatten(0, 1)[idx])
-        entropy = dist.entropy()
-        values = policy.value(obs)
-        adv, targets = adv[idx], targets[idx]
-        stats: dict[str, Tensor] = {}
-        if self.algo == "ppo":
-            if cfg.norm_adv:
-                adv = losses.normalize_advantages(adv)
-            old_log_prob = b.log_probs.flatten()[idx]
-            pg = losses.ppo_clip_loss(log_prob, old_log_prob, adv, cfg.clip_coef)
-            old_values = b.values.flatten()[idx]
-            vl = losses.value_loss(values, targets, old_values, cfg.clip_coef if cfg.clip_vloss else None)
-            if cfg.target_kl > 0 or self._log_kl:
-                stats["approx_kl"] = losses.approx_kl(log_prob, old_log_prob)
-        elif self.algo == "a2c":
-            if cfg.norm_adv:
-                adv = losses.normalize_advantages(adv)
-            pg = losses.a2c_policy_loss(log_prob, adv)
-            vl = losses.value_loss(values, targets)
-        else:
-            weights = adv
-            if cfg.baseline == "value":
-                baseline: Tensor | None = values.detach()
-            elif cfg.baseline == "mean":
-                baseline = losses.batch_mean_baseline(weights)
-            elif cfg.baseline == "leave_one_out":
-                baseline = losses.leave_one_out_baseline(weights, extra["episode"][idx])
-            else:
-                baseline = None
-            if cfg.norm_adv:
-                centred = weights - (0.0 if baseline is None else baseline)
-                pg = losses.reinforce_loss(log_prob, losses.normalize_advantages(centred))
-            else:
-                pg = losses.reinforce_loss(log_prob, weights, baseline)
-            vl = losses.value_loss(values, targets) if cfg.baseline == "value" else torch.zeros(())
-        ent = losses.entropy_loss(entropy)
-        loss = pg + cfg.vf_coef * vl + cfg.ent_coef * ent
-        stats.update(policy_loss=pg.detach(), value_loss=vl.detach(), entropy=-ent.detach())
-        return loss, stats
-
     def _step(self, loss: Tensor) -> None:
         """One optimiser step; refuses (and leaves the weights alone) if anything is non-finite."""
         self.optimizer.zero_grad(set_to_none=True)
@@ -375,33 +199,13 @@ class Trainer:
         self.num_updates += 1
 
     def _update(self) -> dict[str, float]:
-        cfg, b = self.config, self.buffer
-        adv, targets = self._advantages()
-        adv, targets = adv.flatten(), targets.flatten()
-        valid_idx = torch.nonzero(b.valid.flatten()).squeeze(-1)  # drop autoreset/skipped steps
-        extra: dict[str, Tensor] = {}
-        if self.algo == "reinforce" and cfg.baseline == "leave_one_out":
-            prev = torch.from_numpy(self._rollout_start_done)
-            extra["episode"] = returns.episode_ids(prev, b.terminated | b.truncated).flatten()
+        """Anneal the learning rate, then the algorithm's update on the rollout in the buffer."""
+        cfg = self.config
         if cfg.anneal_lr:
             frac = 1.0 - (self.rollout.global_step - self._steps_per_iteration) / self.total_steps
             for group in self.optimizer.param_groups:
                 group["lr"] = max(frac, 0.0) * cfg.learning_rate
-        stats: dict[str, Tensor] = {}
-        if self.algo != "ppo":
-            loss, stats = self._loss(valid_idx, adv, targets, extra)
-            self._step(loss)
-        else:
-            n = valid_idx.numel()
-            mb_size = max(n // cfg.num_minibatches, 1)
-            for epoch in range(cfg.update_epochs):
-                perm = valid_idx[torch.randperm(n, generator=self.generator)]
-                for start in range(0, n - mb_size + 1, mb_size):
-                    self._log_kl = epoch == cfg.update_epochs - 1 and start + 2 * mb_size > n
-                    loss, stats = self._loss(perm[start : start + mb_size], adv, targets, extra)
-                    self._step(loss)
-                if cfg.target_kl > 0 and stats["approx_kl"] > cfg.target_kl:
-                    break
+        stats = self.algorithm.update(self.agent.policy, self.buffer, self._step, self.generator)
         return {k: float(v) for k, v in stats.items()}
 
     # ------------------------------------------------------------------ the loop
@@ -450,11 +254,10 @@ class Trainer:
         return self.agent
 
     def _loop(self, logger: RunLogger) -> None:
-        """collect -> advantages -> update -> log -> checkpoint, until the step budget is spent."""
+        """collect -> update -> log -> checkpoint, until the step budget is spent."""
         while self.rollout.global_step < self.total_steps:
             self._boundary = self._state_at(logger)
-            self._rollout_start_done = self.rollout.prev_done.copy()
-            # 1. rollout
+            # 1. collect a rollout
             collect_rollout(
                 self.envs,
                 self.agent.policy,
@@ -466,11 +269,11 @@ class Trainer:
                 self.reward_normalizer,
                 self.config.on_non_finite,
             )
-            # 2. advantages and 3. update
+            # 2. update: advantages, minibatches, losses, optimiser steps (rl/algorithms/)
             self.last_stats = self._update()
             self.iteration += 1
             self._boundary = None  # consistent again: an interrupt from here on saves the present
-            # 4. logging, checkpoints, user callback
+            # 3. log, 4. checkpoint, then the user's callback
             finished = self.rollout.finished[self.episodes_logged :]
             self.episodes_logged = len(self.rollout.finished)
             self.recent_returns.extend(r for _, r, _ in finished)
@@ -495,6 +298,15 @@ class Trainer:
             save_checkpoint(self.out, tensors, meta)
         self._saved_iteration = self.iteration
 
+    # ------------------------------------------------------------------ state (checkpoints, resume)
+    def state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """Everything needed to continue bitwise identically: ``(tensors, json_metadata)``."""
+        return trainer_state(self)
+
+    def load_state(self, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
+        """Restore what :meth:`state` produced (into a trainer built with the same config)."""
+        restore_trainer_state(self, tensors, meta)
+
     def close_async_envs(self) -> None:
         """Stop the worker processes of an async vector env (sync envs stay usable for save())."""
         if isinstance(self.envs, gym.vector.AsyncVectorEnv):
@@ -504,98 +316,6 @@ class Trainer:
         if self._boundary is not None:
             self.load_state(*self._boundary)
             self._boundary = None
-
-    # ------------------------------------------------------------------ state (checkpoints, resume)
-    def state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
-        """Everything needed to continue bitwise identically: ``(tensors, json_metadata)``."""
-        tensors, meta = _agent_state(self.agent)
-        opt = self.optimizer.state_dict()
-        for i, s in opt["state"].items():
-            for k, v in s.items():
-                tensors[f"optim.{i}.{k}"] = v.clone() if isinstance(v, Tensor) else torch.tensor(v)
-        tensors["rng.torch"] = self.generator.get_state()
-        tensors["rollout.obs"] = self.rollout.obs.clone()
-        if self.rollout.action_mask is not None:
-            tensors["rollout.action_mask"] = self.rollout.action_mask.clone()
-        env_state = get_env_state(self.envs)
-        if env_state is None and self._env_state_ok:
-            self._env_state_ok = False
-            warn_not_resumable(type(self.envs).__name__)
-        meta["training"] = {
-            "seed": self.seed,
-            "total_steps": self.total_steps,
-            "global_step": self.rollout.global_step,
-            "iteration": self.iteration,
-            "num_updates": self.num_updates,
-            "episodes_logged": self.episodes_logged,
-            "finished": list(self.rollout.finished[-100:]),
-            "recent_returns": list(self.recent_returns),
-            "prev_done": self.rollout.prev_done.tolist(),
-            "episode_return": self.rollout.episode_return.tolist(),
-            "episode_length": self.rollout.episode_length.tolist(),
-            "param_groups": [{k: v for k, v in g.items() if k != "params"} for g in opt["param_groups"]],
-            "reward_normalizer": None
-            if self.reward_normalizer is None
-            else self.reward_normalizer.state_dict(),
-            "env_state": env_state,
-            "env_spec": self.env_spec,
-            "wall_time": self.wall_time,
-        }
-        return tensors, meta
-
-    def load_state(self, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
-        """Restore what :meth:`state` produced (into a trainer built with the same config)."""
-        _load_policy(self.agent, tensors, meta)
-        tr = meta["training"]
-        opt = self.optimizer.state_dict()
-        for i in range(len(opt["param_groups"][0]["params"])):
-            keys = [k for k in tensors if k.startswith(f"optim.{i}.")]
-            if keys:
-                opt["state"][i] = {k.split(".", 2)[2]: tensors[k].clone() for k in keys}
-        for group, saved in zip(opt["param_groups"], tr["param_groups"], strict=True):
-            group.update({k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
-        self.optimizer.load_state_dict(opt)
-        self.generator.set_state(tensors["rng.torch"])
-        self.rollout.obs = tensors["rollout.obs"].clone()
-        self.rollout.action_mask = tensors.get("rollout.action_mask")
-        self.rollout.prev_done = np.array(tr["prev_done"], dtype=bool)
-        self.rollout.episode_return = np.array(tr["episode_return"], dtype=np.float64)
-        self.rollout.episode_length = np.array(tr["episode_length"], dtype=np.int64)
-        self.rollout.global_step = tr["global_step"]
-        self.rollout.finished = [tuple(x) for x in tr["finished"]]
-        self.episodes_logged = len(self.rollout.finished)
-        self.recent_returns = deque(tr["recent_returns"], maxlen=20)
-        self.iteration, self.num_updates = tr["iteration"], tr["num_updates"]
-        self.wall_time = float(tr.get("wall_time", 0.0))
-        self._resumed = True
-        if self.reward_normalizer is not None and tr["reward_normalizer"] is not None:
-            self.reward_normalizer.load_state_dict(tr["reward_normalizer"])
-        restored = False
-        if tr["env_state"] is not None:
-            try:
-                set_env_state(self.envs, tr["env_state"])
-                restored = True
-            except (ValueError, AttributeError, KeyError, TypeError):
-                warn_not_resumable("the env's structure differs from the saved one")
-        else:
-            warn_not_resumable("not saved in the checkpoint")
-        if not restored:
-            self.rollout.prev_done[:] = False
-            obs, info = self.envs.reset(seed=self.seed + tr["iteration"])
-            self.rollout.obs = self._obs_fn(obs)
-            self.rollout.action_mask = self._mask_fn(obs, info)
-
-
-def _load_policy(agent: Agent, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
-    state = {k[len("policy.") :]: v for k, v in tensors.items() if k.startswith("policy.")}
-    try:
-        agent.policy.load_state_dict(state)
-    except RuntimeError as err:
-        raise CheckpointError(f"checkpoint weights do not fit this policy: {err}") from err
-    if meta.get("obs_normalizer") is not None:
-        if agent.obs_normalizer is None:
-            agent.obs_normalizer = ObservationNormalizer((agent.policy.obs_dim,))
-        agent.obs_normalizer.load_state_dict(meta["obs_normalizer"])
 
 
 # ---------------------------------------------------------------------------- public API
@@ -670,69 +390,6 @@ def prepare_run_directory(out: Path, overwrite: bool) -> None:
         shutil.rmtree(target) if target.is_dir() else target.unlink()
 
 
-def check_run_checkpoint(tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
-    """Validate a run checkpoint's metadata and tensors before anything uses them.
-
-    Raises :class:`~scoregrad.rl.checkpoint.CheckpointError` naming the first missing key, wrong
-    type, invalid config value or unknown space, so an edited ``checkpoint.json`` gives one clear line.
-    """
-    check_schema(
-        meta,
-        {
-            "algo": str,
-            "env_id": (str, type(None)),
-            "config": dict,
-            "architecture": {"observation_space": dict, "action_space": dict, "policy": dict},
-            "obs_normalizer": (dict, type(None)),
-            "training": (dict, type(None)),
-        },
-        "checkpoint.json",
-    )
-    if meta["algo"] not in CONFIGS:
-        raise CheckpointError(f"checkpoint.json.algo must be one of {sorted(CONFIGS)}; got {meta['algo']!r}")
-    _config_from_meta(meta)
-    for key in ("observation_space", "action_space"):
-        try:
-            space_from_json(meta["architecture"][key])
-        except (KeyError, TypeError, ValueError) as err:
-            raise CheckpointError(f"checkpoint.json.architecture.{key} is not a valid space: {err}") from err
-    if not any(k.startswith("policy.") for k in tensors):
-        raise CheckpointError("the checkpoint's tensors hold no policy weights")
-    if meta["training"] is None:
-        return
-    check_schema(
-        meta["training"],
-        {
-            "seed": int,
-            "total_steps": int,
-            "global_step": int,
-            "iteration": int,
-            "num_updates": int,
-            "episodes_logged": int,
-            "finished": list,
-            "recent_returns": list,
-            "prev_done": list,
-            "episode_return": list,
-            "episode_length": list,
-            "param_groups": list,
-            "reward_normalizer": (dict, type(None)),
-            "env_state": (dict, type(None)),
-            "env_spec": (str, type(None)),
-        },
-        "checkpoint.json.training",
-    )
-    for key in ("rng.torch", "rollout.obs"):
-        if key not in tensors:
-            raise CheckpointError(f"the checkpoint's tensors lack {key!r}, which a resume needs")
-
-
-def _config_from_meta(meta: dict[str, Any]) -> CommonConfig:
-    try:
-        return config_for(meta["algo"], **meta["config"])
-    except (ConfigError, TypeError) as err:
-        raise CheckpointError(f"checkpoint.json.config is invalid: {err}") from err
-
-
 def resume(
     path: str | Path,
     total_steps: int | None = None,
@@ -781,103 +438,3 @@ def resume(
     )
     trainer.load_state(tensors, meta)
     return trainer.run()
-
-
-def load(path: str | Path, policy: ActorCritic | None = None) -> Agent:
-    """Load an agent saved with :meth:`Agent.save` (or a run directory).
-
-    Runs whose policy had custom ``nn.Module``s cannot be rebuilt without pickle: pass the same
-    (untrained) ``policy`` and its weights are loaded into it.
-    """
-    tensors, meta = load_checkpoint(path, validate=check_run_checkpoint)
-    arch = meta["architecture"]
-    config = _config_from_meta(meta)
-    if policy is None:
-        if arch.get("custom_modules"):
-            raise CheckpointError(
-                f"{path} was trained with a custom actor/critic module; rebuild it and pass it as "
-                "rl.load(path, policy=ActorCritic(..., actor=MyActor()))"
-            )
-        try:
-            pc = arch["policy"]
-            policy = ActorCritic(
-                space_from_json(arch["observation_space"]),
-                space_from_json(arch["action_space"]),
-                PolicyConfig(**{**pc, "hidden_sizes": tuple(pc["hidden_sizes"])}),
-            )
-        except (KeyError, TypeError, ValueError) as err:
-            raise CheckpointError(f"checkpoint.json.architecture.policy is invalid: {err!r}") from err
-    agent = Agent(policy, meta["algo"], config, meta.get("env_id"))
-    _load_policy(agent, tensors, meta)
-    agent._checkpoint = (tensors, meta)
-    return agent
-
-
-@torch.no_grad()
-def evaluate(
-    agent: Agent,
-    env: EnvLike,
-    episodes: int = 20,
-    seed: int = 1000,
-    deterministic: bool = True,
-    max_steps: int = 100_000,
-) -> tuple[float, float]:
-    """Mean and std of the undiscounted return over ``episodes`` episodes.
-
-    Runs ``episodes`` envs in parallel (env ``i`` reset with seed ``seed + i``), each for exactly
-    one episode; ``deterministic`` takes the distribution's mode. Episodes still running after
-    ``max_steps`` steps are counted with their partial return and a ``RuntimeWarning`` says how
-    many; a non-finite return raises :class:`EvaluationError`. The env's observation and action
-    spaces must equal the agent's (:class:`SpaceMismatchError` otherwise).
-    """
-    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
-        raise ValueError(f"episodes must be a positive int; got {episodes!r}")
-    envs = make_vector_env(env, episodes, "auto") if not isinstance(env, gym.vector.VectorEnv) else env
-    policy = agent.policy
-    try:
-        check_spaces(agent, envs)
-        obs, info = envs.reset(seed=seed)
-        n = envs.num_envs
-        total = np.zeros(n)
-        running = np.ones(n, dtype=bool)
-        mask_dim = isinstance(policy.action_space, (gym.spaces.Discrete, gym.spaces.MultiDiscrete))
-        for _ in range(max_steps):
-            mask = (
-                torch.as_tensor(np.asarray(info["action_mask"], dtype=bool))
-                if mask_dim and "action_mask" in info
-                else None
-            )
-            dist = policy.distribution(agent.preprocess(obs), mask)
-            action = dist.mode() if deterministic else dist.sample()
-            obs, reward, terminated, truncated, info = envs.step(policy.to_env_action(action))
-            total += np.where(running, reward, 0.0)
-            running &= ~(terminated | truncated)
-            if not running.any():
-                break
-    finally:
-        if not isinstance(env, gym.vector.VectorEnv):
-            envs.close()
-    bad = np.flatnonzero(~np.isfinite(total))
-    if bad.size:
-        raise EvaluationError(
-            f"evaluation episode {int(bad[0])} (env seed {seed + int(bad[0])}) has a non-finite return "
-            f"{total[bad[0]]}: the env returned a NaN or infinite reward"
-        )
-    if running.any():
-        warnings.warn(
-            f"{int(running.sum())} of {n} evaluation episodes did not end within max_steps={max_steps}; "
-            "their partial returns are included",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    return float(total.mean()), float(total.std())
-
-
-def check_spaces(agent: Agent, envs: gym.vector.VectorEnv) -> None:
-    """Refuse an env whose observation or action space differs from the agent's."""
-    for what, mine, theirs in (
-        ("observation", agent.policy.observation_space, envs.single_observation_space),
-        ("action", agent.policy.action_space, envs.single_action_space),
-    ):
-        if mine != theirs:
-            raise SpaceMismatchError(f"env's {what} space {theirs} differs from the agent's {mine}")

@@ -1,0 +1,223 @@
+"""The training state of a run: what a checkpoint holds, how it is checked and restored.
+
+A run checkpoint is ``(tensors, meta)``: safetensors weights and RNG/optimiser state, and a JSON
+document (``checkpoint.json``) whose schema :func:`check_run_checkpoint` checks before anything uses
+it. :func:`trainer_state` gathers it from a :class:`~scoregrad.rl.trainer.Trainer` so that a
+resumed run on CPU continues bitwise identically; :func:`restore_trainer_state` puts it back. The
+format is that of every checkpoint written so far: old checkpoints keep loading.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from scoregrad.rl.checkpoint import CheckpointError, check_schema
+from scoregrad.rl.config import CONFIGS, CommonConfig, ConfigError, config_for
+from scoregrad.rl.normalization import ObservationNormalizer
+from scoregrad.rl.policies import space_from_json
+from scoregrad.rl.rollout import get_env_state, set_env_state, warn_not_resumable
+
+if TYPE_CHECKING:
+    from scoregrad.rl.agent import Agent
+    from scoregrad.rl.trainer import Trainer
+
+__all__ = [
+    "agent_state",
+    "config_json",
+    "load_policy",
+    "check_run_checkpoint",
+    "config_from_meta",
+    "trainer_state",
+    "restore_trainer_state",
+]
+
+
+def agent_state(agent: Agent) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """The policy's weights and the JSON metadata that rebuilds it (``training`` is None)."""
+    tensors = {f"policy.{k}": v.clone() for k, v in agent.policy.state_dict().items()}
+    meta = {
+        "algo": agent.algo,
+        "env_id": agent.env_id,
+        "config": config_json(agent.config),
+        "architecture": agent.policy.arch_json(),
+        "obs_normalizer": None if agent.obs_normalizer is None else agent.obs_normalizer.state_dict(),
+        "training": None,
+    }
+    return tensors, meta
+
+
+def config_json(config: CommonConfig) -> dict[str, Any]:
+    """A config as JSON (tuples as lists)."""
+    d = asdict(config)
+    d["hidden_sizes"] = list(d["hidden_sizes"])
+    return d
+
+
+def load_policy(agent: Agent, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
+    """Load the checkpoint's policy weights (and observation normaliser) into ``agent``."""
+    state = {k[len("policy.") :]: v for k, v in tensors.items() if k.startswith("policy.")}
+    try:
+        agent.policy.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(f"checkpoint weights do not fit this policy: {err}") from err
+    if meta.get("obs_normalizer") is not None:
+        if agent.obs_normalizer is None:
+            agent.obs_normalizer = ObservationNormalizer((agent.policy.obs_dim,))
+        agent.obs_normalizer.load_state_dict(meta["obs_normalizer"])
+
+
+def check_run_checkpoint(tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
+    """Validate a run checkpoint's metadata and tensors before anything uses them.
+
+    Raises :class:`~scoregrad.rl.checkpoint.CheckpointError` naming the first missing key, wrong
+    type, invalid config value or unknown space, so an edited ``checkpoint.json`` gives one clear line.
+    """
+    check_schema(
+        meta,
+        {
+            "algo": str,
+            "env_id": (str, type(None)),
+            "config": dict,
+            "architecture": {"observation_space": dict, "action_space": dict, "policy": dict},
+            "obs_normalizer": (dict, type(None)),
+            "training": (dict, type(None)),
+        },
+        "checkpoint.json",
+    )
+    if meta["algo"] not in CONFIGS:
+        raise CheckpointError(f"checkpoint.json.algo must be one of {sorted(CONFIGS)}; got {meta['algo']!r}")
+    config_from_meta(meta)
+    for key in ("observation_space", "action_space"):
+        try:
+            space_from_json(meta["architecture"][key])
+        except (KeyError, TypeError, ValueError) as err:
+            raise CheckpointError(f"checkpoint.json.architecture.{key} is not a valid space: {err}") from err
+    if not any(k.startswith("policy.") for k in tensors):
+        raise CheckpointError("the checkpoint's tensors hold no policy weights")
+    if meta["training"] is None:
+        return
+    check_schema(
+        meta["training"],
+        {
+            "seed": int,
+            "total_steps": int,
+            "global_step": int,
+            "iteration": int,
+            "num_updates": int,
+            "episodes_logged": int,
+            "finished": list,
+            "recent_returns": list,
+            "prev_done": list,
+            "episode_return": list,
+            "episode_length": list,
+            "param_groups": list,
+            "reward_normalizer": (dict, type(None)),
+            "env_state": (dict, type(None)),
+            "env_spec": (str, type(None)),
+        },
+        "checkpoint.json.training",
+    )
+    for key in ("rng.torch", "rollout.obs"):
+        if key not in tensors:
+            raise CheckpointError(f"the checkpoint's tensors lack {key!r}, which a resume needs")
+
+
+def config_from_meta(meta: dict[str, Any]) -> CommonConfig:
+    """The saved run's config, or a :class:`CheckpointError` naming what is wrong with it."""
+    try:
+        return config_for(meta["algo"], **meta["config"])
+    except (ConfigError, TypeError) as err:
+        raise CheckpointError(f"checkpoint.json.config is invalid: {err}") from err
+
+
+def trainer_state(trainer: Trainer) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """Everything needed to continue a run bitwise identically: ``(tensors, json_metadata)``.
+
+    Tensors: ``policy.*`` weights, ``optim.{i}.*`` Adam moments, ``rng.torch`` (the run's generator),
+    ``rollout.obs`` ``(N, obs_dim)`` and ``rollout.action_mask``. Metadata: :func:`agent_state`'s,
+    plus ``training``: counters, per-env episode state, optimiser hyper-parameters, normaliser, env
+    state. The format is checked by :func:`check_run_checkpoint`.
+    """
+    tensors, meta = agent_state(trainer.agent)
+    opt = trainer.optimizer.state_dict()
+    for i, s in opt["state"].items():
+        for k, v in s.items():
+            tensors[f"optim.{i}.{k}"] = v.clone() if isinstance(v, Tensor) else torch.tensor(v)
+    tensors["rng.torch"] = trainer.generator.get_state()
+    tensors["rollout.obs"] = trainer.rollout.obs.clone()
+    if trainer.rollout.action_mask is not None:
+        tensors["rollout.action_mask"] = trainer.rollout.action_mask.clone()
+    env_state = get_env_state(trainer.envs)
+    if env_state is None and trainer._env_state_ok:
+        trainer._env_state_ok = False
+        warn_not_resumable(type(trainer.envs).__name__)
+    meta["training"] = {
+        "seed": trainer.seed,
+        "total_steps": trainer.total_steps,
+        "global_step": trainer.rollout.global_step,
+        "iteration": trainer.iteration,
+        "num_updates": trainer.num_updates,
+        "episodes_logged": trainer.episodes_logged,
+        "finished": list(trainer.rollout.finished[-100:]),
+        "recent_returns": list(trainer.recent_returns),
+        "prev_done": trainer.rollout.prev_done.tolist(),
+        "episode_return": trainer.rollout.episode_return.tolist(),
+        "episode_length": trainer.rollout.episode_length.tolist(),
+        "param_groups": [{k: v for k, v in g.items() if k != "params"} for g in opt["param_groups"]],
+        "reward_normalizer": None
+        if trainer.reward_normalizer is None
+        else trainer.reward_normalizer.state_dict(),
+        "env_state": env_state,
+        "env_spec": trainer.env_spec,
+        "wall_time": trainer.wall_time,
+    }
+    return tensors, meta
+
+
+def restore_trainer_state(trainer: Trainer, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
+    """Restore what :func:`trainer_state` produced into a trainer built with the same config."""
+    load_policy(trainer.agent, tensors, meta)
+    tr = meta["training"]
+    opt = trainer.optimizer.state_dict()
+    for i in range(len(opt["param_groups"][0]["params"])):
+        keys = [k for k in tensors if k.startswith(f"optim.{i}.")]
+        if keys:
+            opt["state"][i] = {k.split(".", 2)[2]: tensors[k].clone() for k in keys}
+    for group, saved in zip(opt["param_groups"], tr["param_groups"], strict=True):
+        group.update({k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
+    trainer.optimizer.load_state_dict(opt)
+    trainer.generator.set_state(tensors["rng.torch"])
+    trainer.rollout.obs = tensors["rollout.obs"].clone()
+    trainer.rollout.action_mask = tensors.get("rollout.action_mask")
+    trainer.rollout.prev_done = np.array(tr["prev_done"], dtype=bool)
+    trainer.rollout.episode_return = np.array(tr["episode_return"], dtype=np.float64)
+    trainer.rollout.episode_length = np.array(tr["episode_length"], dtype=np.int64)
+    trainer.rollout.global_step = tr["global_step"]
+    trainer.rollout.finished = [tuple(x) for x in tr["finished"]]
+    trainer.episodes_logged = len(trainer.rollout.finished)
+    trainer.recent_returns = deque(tr["recent_returns"], maxlen=20)
+    trainer.iteration, trainer.num_updates = tr["iteration"], tr["num_updates"]
+    trainer.wall_time = float(tr.get("wall_time", 0.0))
+    trainer._resumed = True
+    if trainer.reward_normalizer is not None and tr["reward_normalizer"] is not None:
+        trainer.reward_normalizer.load_state_dict(tr["reward_normalizer"])
+    restored = False
+    if tr["env_state"] is not None:
+        try:
+            set_env_state(trainer.envs, tr["env_state"])
+            restored = True
+        except (ValueError, AttributeError, KeyError, TypeError):
+            warn_not_resumable("the env's structure differs from the saved one")
+    else:
+        warn_not_resumable("not saved in the checkpoint")
+    if not restored:
+        trainer.rollout.prev_done[:] = False
+        obs, info = trainer.envs.reset(seed=trainer.seed + tr["iteration"])
+        trainer.rollout.obs = trainer._obs_fn(obs)
+        trainer.rollout.action_mask = trainer._mask_fn(obs, info)
