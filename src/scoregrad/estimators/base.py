@@ -16,6 +16,7 @@ __all__ = [
     "CostFunction",
     "evaluate_cost",
     "check_num_samples",
+    "check_finite",
     "base_distribution",
     "sample_log_prob",
 ]
@@ -81,14 +82,24 @@ def evaluate_cost(f: CostFunction, samples: Tensor, leading_shape: torch.Size, d
         )
     if not values.is_floating_point():
         values = values.to(dtype)
+    check_finite(values, "f returned", " (sample, *batch)")
+    return values
+
+
+def check_finite(values: Tensor, what: str, index_names: str = "") -> None:
+    """Raise ``ValueError("<what> N non-finite value(s) of M; first at index (...) with value v")``.
+
+    The one finiteness check for costs, used by ``expectation`` (``what="f returned"``) and by the
+    stochastic graph's ``g.cost`` (``what="cost 'name' has"``).
+    """
     finite = torch.isfinite(values.detach())
     if not bool(finite.all()):
         bad = (~finite).nonzero()
+        first = tuple(bad[0].tolist())
         raise ValueError(
-            f"f returned {bad.shape[0]} non-finite value(s) of {values.numel()}; first at index "
-            f"{tuple(bad[0].tolist())} (sample, *batch) with value {values.detach()[tuple(bad[0])].item()}"
+            f"{what} {bad.shape[0]} non-finite value(s) of {values.numel()}; first at index {first}{index_names} "
+            f"with value {values.detach()[first].item()}"
         )
-    return values
 
 
 def base_distribution(dist: Distribution) -> tuple[Distribution, int]:

@@ -107,10 +107,22 @@ def _antithetic_pair_estimate(
     first, second, weight_of = pair_weight(logits.detach(), u)
     samples = torch.cat([first, second], 0)
     values = evaluate_cost(f, samples, torch.Size([num_samples]) + dist.batch_shape, logits.dtype)
-    difference = (values[:pairs] - values[pairs:]).detach()
-    difference = difference.reshape(difference.shape + (1,) * (logits.dim() - batch_ndim))
-    gradient = (difference * weight_of).mean(0)
+    gradient = pair_gradient(values, weight_of, logits.dim() - batch_ndim)
     return values.mean(0) + inject_gradient(logits, gradient, batch_ndim)
+
+
+def pair_gradient(values: Tensor, weight: Tensor, event_ndim: int) -> Tensor:
+    """ARM/DisARM's logit gradient from the costs of ``P`` antithetic pairs (the one place it is written).
+
+    Args:
+        values: costs ``(2P, *batch_shape)``: the first members of the pairs, then the second ones.
+        weight: the per-coordinate weight of ``f(first) - f(second)``, ``(P, *logits.shape)``.
+        event_ndim: how many trailing logit dimensions are event dimensions (``Independent``).
+    """
+    pairs = values.shape[0] // 2
+    difference = (values[:pairs] - values[pairs:]).detach()
+    difference = difference.reshape(difference.shape + (1,) * event_ndim)
+    return (difference * weight).mean(0)
 
 
 class ARM:

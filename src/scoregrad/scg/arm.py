@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from scoregrad.estimators.discrete import bernoulli_logits, uniform_like
+from scoregrad.estimators.discrete import bernoulli_logits, pair_gradient, uniform_like
 from scoregrad.scg.node import Node
 from scoregrad.surrogate import inject_gradient
 
@@ -35,9 +35,6 @@ class ARMNode(Node):
         self.plate = "mean"
 
     def terms(self, credit: Credit) -> Tensor:
-        values = credit.values(self)
-        difference = values[: self.pairs] - values[self.pairs :]
         batch_ndim = len(self.dist.batch_shape)
-        difference = difference.reshape(difference.shape + (1,) * (self.logits.dim() - batch_ndim))
-        gradient = (difference * self.pair_weight).mean(0)
+        gradient = pair_gradient(credit.values(self), self.pair_weight, self.logits.dim() - batch_ndim)
         return credit.finish(self, inject_gradient(self.logits, gradient, batch_ndim), own_plate=False)

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
+from scoregrad.estimators.base import check_finite
 from scoregrad.scg.credit import Credit
 from scoregrad.scg.node import Node, Term, bits, broadcasts_into, shape_error
 from scoregrad.scg.nodes import resolve
@@ -162,14 +163,7 @@ class StochasticGraph:
         mask = self._tracker.mask_of(value)
         if not value.is_floating_point():
             value = value.to(torch.get_default_dtype())
-        finite = torch.isfinite(value.detach())
-        if not bool(finite.all()):
-            bad = (~finite).nonzero()
-            first = tuple(bad[0].tolist())
-            raise ValueError(
-                f"cost {name!r} has {bad.shape[0]} non-finite value(s) of {value.numel()}; first at index {first} "
-                f"with value {value.detach()[first].item()}"
-            )
+        check_finite(value, f"cost {name!r} has")
         for index in bits(mask):
             node = self._node_by_index(index)
             if not broadcasts_into(node.shape, value.shape):
