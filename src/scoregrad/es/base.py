@@ -11,6 +11,7 @@ methods: ``_perturb(z)`` (candidates from standard-normal noise), ``_update(weig
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -214,7 +215,7 @@ class Strategy:
             "mean": self.mean.detach().clone(),
             "generation": self.generation,
             "seed": self.seed,
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),  # optimisers update state in place
             **self._extra_state(),
         }
 

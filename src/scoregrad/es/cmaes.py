@@ -6,9 +6,10 @@ and keeps ``es.mean`` and ``es.optimizer`` meaningful: ``tell`` sets ``mean.grad
 and the optimiser is SGD with ``lr=1``, so ``optimizer.step()`` lands on CMA's new mean (and
 writes it into ``es.module``). pycma is an optional dependency: ``pip install scoregrad[es]``.
 
-pycma draws its own noise (seeded by ``seed + 1``, because pycma reads seed 0 as "from the
-clock"), so candidates are not seed-addressed and the fitness shaping is CMA's own recombination
-weights.
+pycma draws its own noise, so candidates are not seed-addressed, and the fitness shaping is CMA's
+own recombination weights. Each adapter gets its own numpy generator (pycma's ``randn`` option;
+pycma otherwise draws from numpy's global generator, so two instances would disturb each other),
+and pycma's ``seed`` option is ``seed + 1`` because pycma reads 0 as "from the clock".
 """
 
 from __future__ import annotations
@@ -23,6 +24,16 @@ from torch import Tensor, nn
 from scoregrad.es.base import Strategy
 
 __all__ = ["CMAES"]
+
+
+class _Randn:
+    """A picklable ``randn(*shape)`` on a private numpy generator (pycma's ``randn`` option)."""
+
+    def __init__(self, seed: int):
+        self.generator = np.random.default_rng(seed)
+
+    def __call__(self, *shape: int) -> np.ndarray:
+        return self.generator.standard_normal(shape)
 
 
 class CMAES(Strategy):
@@ -64,7 +75,12 @@ class CMAES(Strategy):
             x0, sigma=sigma, popsize=popsize or 4, antithetic=antithetic, shaping=None, seed=seed,
             optimizer=None, lr=None, on_non_finite=on_non_finite,
         )  # fmt: skip
-        opts: dict[str, Any] = {"seed": self.seed + 1, "verbose": -9, "CMA_diagonal": bool(separable)}
+        opts: dict[str, Any] = {
+            "seed": self.seed + 1,
+            "randn": _Randn(self.seed),
+            "verbose": -9,
+            "CMA_diagonal": bool(separable),
+        }
         if popsize is not None:
             opts["popsize"] = self.popsize
         if antithetic:
