@@ -102,10 +102,10 @@ def test_candidates_are_reproducible_from_generation_seed_and_index():
             torch.testing.assert_close(X[i], es.mean.detach() + 0.2 * es.candidate_noise(i), rtol=0, atol=0)
         es.tell(sphere(X))
         es.optimizer.step()
-    # Only (generation seed, row) matter, not the other rows or the population size.
+    # A worker needs only the generation seed and the block's shape for its rows.
     seed = es.generation_seed(2)
     torch.testing.assert_close(
-        sg.es.noise_rows(seed, [4], 7), sg.es.noise_rows(seed, range(6), 7)[4:5], rtol=0, atol=0
+        sg.es.noise_rows(seed, [1], 3, 7, dtype=torch.float64), -es.candidate_noise(4, generation=2)[None]
     )
     assert es.generation_seed(1) != es.generation_seed(2)
 
@@ -137,9 +137,10 @@ def test_non_finite_losses_ranked_worst_on_request():
     assert bool(torch.isfinite(es.mean.grad).all())
 
 
-def test_xnes_natural_sigma_adaptation_of_the_paper_also_converges():
+@pytest.mark.parametrize(("method", "budget"), [("xnes", 38_000), ("snes", 6_000)])
+def test_the_papers_natural_sigma_adaptation_also_converges(method, budget):
     res = sg.es.minimize(
-        sphere, torch.ones(D, dtype=torch.float64), method="xnes", budget=38_000, seed=0, target=1e-8,
+        sphere, torch.ones(D, dtype=torch.float64), method=method, budget=budget, seed=0, target=1e-8,
         sigma_adaptation="natural",
     )  # fmt: skip
     assert res.reached_target

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from scoregrad.diagnostics import GradientStats
 from scoregrad.es.module import flat_parameters, write_parameters
-from scoregrad.es.noise import generation_seed, noise_rows
+from scoregrad.es.noise import generation_seed, noise_block
 from scoregrad.es.shaping import SHAPINGS, shape
 
 __all__ = ["Strategy", "OptimizerFactory", "default_popsize"]
@@ -146,16 +146,16 @@ class Strategy:
         """Standard-normal ``z`` ``(D,)`` of candidate ``index``, from (generation seed, index) alone."""
         if not 0 <= index < self.popsize:
             raise ValueError(f"index must be in [0, {self.popsize}), got {index}")
-        half = self.popsize // 2
-        row, sign = (index - half, -1.0) if self.antithetic and index >= half else (index, 1.0)
-        z = noise_rows(self.generation_seed(generation), [row], self.dim, dtype=self.mean.dtype)
-        return sign * z[0].to(self.mean.device)
+        rows = self.popsize // 2 if self.antithetic else self.popsize
+        row, sign = (index - rows, -1.0) if index >= rows else (index, 1.0)
+        z = noise_block(self.generation_seed(generation), rows, self.dim, dtype=self.mean.dtype)
+        return sign * z[row].to(self.mean.device)
 
     def ask(self) -> Tensor:
         """The generation's candidates ``(popsize, D)``, in x0's dtype; asking again repeats them."""
         rows = self.popsize // 2 if self.antithetic else self.popsize
-        z = noise_rows(
-            self.generation_seed(), range(rows), self.dim, dtype=self.mean.dtype, device=self.mean.device
+        z = noise_block(
+            self.generation_seed(), rows, self.dim, dtype=self.mean.dtype, device=self.mean.device
         )
         self._z = torch.cat([z, -z]) if self.antithetic else z
         with torch.no_grad():

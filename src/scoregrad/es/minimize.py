@@ -100,11 +100,10 @@ def minimize(
             losses = f(X) if vectorize else torch.stack([torch.as_tensor(f(x)) for x in X])
         losses = torch.as_tensor(losses).reshape(-1).to(X.dtype)
         evaluations += X.shape[0]
-        finite = torch.where(torch.isfinite(losses), losses, math.inf)
-        i = int(finite.argmin())
-        if float(finite[i]) < best:
-            best, best_x = float(finite[i]), X[i].clone()
-        es.tell(losses)
+        es.tell(losses)  # validates: shape, non-finite values
+        i = int(losses.nan_to_num(nan=math.inf).argmin())
+        if float(losses[i]) < best:
+            best, best_x = float(losses[i]), X[i].clone()
         es.optimizer.step()
         history.append(
             {

@@ -24,6 +24,7 @@ shaping            what the gradient estimates
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -56,12 +57,20 @@ def centered_ranks(losses: Tensor, antithetic: bool = False) -> Tensor:
     return (_ranks(losses) / (P - 1) - 0.5) / P
 
 
-def nes_utilities(losses: Tensor, antithetic: bool = False) -> Tensor:
-    """Negated NES utilities (best candidate most negative); they sum to zero."""
-    P = losses.shape[0]
-    k = _ranks(losses) + 1  # 1 = best
+@functools.lru_cache(maxsize=32)
+def _utilities_by_rank(P: int) -> Tensor:
+    """NES utilities of ranks 1 (best) .. P, negated, in float64."""
+    k = torch.arange(1, P + 1, dtype=torch.float64)
     raw = (math.log(P / 2 + 1) - torch.log(k)).clamp_min(0)
     return -(raw / raw.sum() - 1.0 / P)
+
+
+def nes_utilities(losses: Tensor, antithetic: bool = False) -> Tensor:
+    """Negated NES utilities (best candidate most negative); they sum to zero."""
+    table = _utilities_by_rank(losses.shape[0]).to(dtype=losses.dtype, device=losses.device)
+    weights = torch.empty_like(losses)
+    weights[losses.argsort(stable=True)] = table
+    return weights
 
 
 SHAPINGS = {None: no_shaping, "none": no_shaping, "centered_rank": centered_ranks, "nes": nes_utilities}

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from scoregrad.es.base import OptimizerFactory, Strategy
 from scoregrad.es.gradient import weighted_scores
-from scoregrad.es.shaping import nes_utilities
+from scoregrad.es.stepsize import CumulativeStepSize
 
 __all__ = ["XNES"]
 
@@ -74,10 +74,7 @@ class XNES(Strategy):
         self.sigma_adaptation = sigma_adaptation
         self.sigma = float(sigma)
         self.B = torch.eye(D, dtype=self.mean.dtype, device=self.mean.device)
-        self.path = torch.zeros(D, dtype=self.mean.dtype, device=self.mean.device)
-        # Variance-effective selection mass of the NES utilities (their positive part sums to 1).
-        positive = 1.0 / self.popsize - nes_utilities(torch.arange(float(self.popsize)))
-        self._mu_eff = 1.0 / float((positive**2).sum())
+        self.csa = CumulativeStepSize(D, self.popsize, self.mean.dtype, self.mean.device)
 
     def _perturb(self, z: Tensor) -> Tensor:
         return self.sigma * z @ self.B.T
@@ -92,25 +89,9 @@ class XNES(Strategy):
         if self.sigma_adaptation == "natural":
             self.sigma *= math.exp(-0.5 * self.lr_sigma * float(g_sigma))
         else:
-            self._csa(-g_delta, weights)
+            self.sigma *= self.csa.factor(-g_delta, weights)
         self.B = self.B @ torch.linalg.matrix_exp(-0.5 * self.lr_shape * g_B)
         return weights, directions
-
-    def _csa(self, step: Tensor, weights: Tensor) -> None:
-        """Cumulative step-size adaptation (Hansen & Ostermeier, 2001) on the z-space mean step.
-
-        Under random selection ``step = -sum_i w_i z_i ~ N(0, sum_i w_i^2 I)``; the path of the
-        normalised steps is longer than a random walk's when the steps agree (sigma too small)
-        and shorter when they cancel (sigma too large).
-        """
-        D = self.dim
-        mu_eff = self._mu_eff
-        c = (mu_eff + 2) / (D + mu_eff + 5)
-        damping = 1 + 2 * max(0.0, math.sqrt((mu_eff - 1) / (D + 1)) - 1) + c
-        normalised = step / float((weights**2).sum()).__pow__(0.5)
-        self.path = (1 - c) * self.path + math.sqrt(c * (2 - c)) * normalised
-        expected = math.sqrt(D) * (1 - 1 / (4 * D) + 1 / (21 * D * D))
-        self.sigma *= math.exp(c / damping * (float(self.path.norm()) / expected - 1))
 
     @property
     def scale(self) -> float:
@@ -120,7 +101,7 @@ class XNES(Strategy):
         return {
             "sigma": self.sigma,
             "B": self.B.clone(),
-            "path": self.path.clone(),
+            "path": self.csa.path.clone(),
             "lr_sigma": self.lr_sigma,
             "lr_shape": self.lr_shape,
         }
@@ -128,5 +109,5 @@ class XNES(Strategy):
     def _load_extra_state(self, state) -> None:
         self.sigma = float(state["sigma"])
         self.B = state["B"].to(self.mean)
-        self.path = state["path"].to(self.mean)
+        self.csa.path = state["path"].to(self.mean)
         self.lr_sigma, self.lr_shape = float(state["lr_sigma"]), float(state["lr_shape"])
