@@ -54,7 +54,7 @@ def build_parser(algo: str = "ppo") -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a policy on a Gymnasium env")
     train.add_argument("env", help="Gymnasium env id, e.g. CartPole-v1")
-    train.add_argument("--algo", choices=["ppo", "a2c", "reinforce"], default="ppo")
+    train.add_argument("--algo", choices=["ppo", "a2c", "reinforce", "es"], default="ppo")
     train.add_argument("--steps", type=int, default=None, help="total env steps [100000, or the saved run's]")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument(
@@ -89,7 +89,7 @@ def _algo_from_argv(argv: Sequence[str]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     algo = _algo_from_argv(argv)
-    if algo not in ("ppo", "a2c", "reinforce"):
+    if algo not in ("ppo", "a2c", "reinforce", "es"):
         algo = "ppo"  # let argparse report the bad choice
     args = build_parser(algo).parse_args(argv)
 

@@ -73,3 +73,13 @@ def test_state_dict_load_writes_the_module():
     state["mean"] = torch.arange(3.0)
     es.load_state_dict(state)
     torch.testing.assert_close(sg.es.flat_parameters(net), torch.arange(3.0))
+
+
+def test_population_call_per_candidate_inputs():
+    net = nn.Linear(3, 2)
+    X = sg.es.OpenES(net, popsize=4).ask()
+    inputs = torch.randn(4, 5, 3)
+    out = sg.es.population_call(net, X, inputs, per_candidate=True)
+    for i in range(4):
+        w, b = X[i, :6].reshape(2, 3), X[i, 6:]
+        torch.testing.assert_close(out[i], inputs[i] @ w.T + b)

@@ -48,7 +48,12 @@ def unflatten(module: nn.Module, X: Tensor) -> dict[str, Tensor]:
 
 
 def population_call(
-    module: nn.Module, X: Tensor, *args: Any, vectorize: bool = True, **kwargs: Any
+    module: nn.Module,
+    X: Tensor,
+    *args: Any,
+    vectorize: bool = True,
+    per_candidate: bool = False,
+    **kwargs: Any,
 ) -> Tensor | Any:
     """``module(*args, **kwargs)`` for every candidate parameter vector, stacked: ``(P, *output)``.
 
@@ -59,22 +64,30 @@ def population_call(
     Args:
         module: the network whose parameters ``X`` replaces.
         X: ``(P, D)`` candidates, e.g. ``es.ask()``.
-        *args, **kwargs: the inputs, the same for every candidate.
+        *args, **kwargs: the inputs, the same for every candidate; with ``per_candidate=True``
+            each positional input has a leading axis ``P`` instead and candidate ``i`` gets row
+            ``i`` (e.g. the observation of its own environment).
     """
     if X.dim() != 2:
         raise ValueError(f"X must be (P, D), got shape {tuple(X.shape)}")
     params = unflatten(module, X)
     buffers = dict(module.named_buffers())
 
-    def one(p: dict[str, Tensor]) -> Any:
-        return torch.func.functional_call(module, {**p, **buffers}, args, kwargs)
+    def one(p: dict[str, Tensor], *inputs: Any) -> Any:
+        return torch.func.functional_call(module, {**p, **buffers}, inputs, kwargs)
 
+    mapped = args if per_candidate else ()
+    shared = () if per_candidate else args
+    if per_candidate and any(a.shape[0] != X.shape[0] for a in mapped):
+        raise ValueError(f"per_candidate=True: every input needs a leading axis of {X.shape[0]} (P)")
     if vectorize:
         try:
-            return torch.func.vmap(one)(params)
+            return torch.func.vmap(lambda p, *m: one(p, *m, *shared))(params, *mapped)
         except (RuntimeError, ValueError, NotImplementedError):
             pass  # vmap cannot trace this module: fall back to the loop
-    outputs = [one({k: v[i] for k, v in params.items()}) for i in range(X.shape[0])]
+    outputs = [
+        one({k: v[i] for k, v in params.items()}, *(a[i] for a in mapped), *shared) for i in range(X.shape[0])
+    ]
     return _stack(outputs)
 
 

@@ -10,7 +10,16 @@ from __future__ import annotations
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
-__all__ = ["CommonConfig", "PPOConfig", "A2CConfig", "ReinforceConfig", "CONFIGS", "config_for", "describe"]
+__all__ = [
+    "CommonConfig",
+    "PPOConfig",
+    "A2CConfig",
+    "ReinforceConfig",
+    "ESConfig",
+    "CONFIGS",
+    "config_for",
+    "describe",
+]
 
 
 def _f(default: Any, help: str) -> Any:  # noqa: A002 - "help" mirrors argparse
@@ -82,7 +91,37 @@ class ReinforceConfig(CommonConfig):
     anneal_lr: bool = _f(False, "decay the learning rate linearly to 0 over total_steps")
 
 
-CONFIGS: dict[str, type[CommonConfig]] = {"ppo": PPOConfig, "a2c": A2CConfig, "reinforce": ReinforceConfig}
+@dataclass
+class ESConfig:
+    """Policy search by an evolution strategy (Salimans et al., 2017); see :mod:`scoregrad.rl.es`."""
+
+    strategy: str = _f("openes", "search strategy: openes, snes, xnes or pgpe (scoregrad.es)")
+    sigma: float = _f(0.1, "initial standard deviation of the parameter noise")
+    popsize: int = _f(50, "candidates per generation (even with antithetic)")
+    antithetic: bool = _f(True, "mirrored pairs of candidates")
+    shaping: str = _f("centered_rank", "fitness shaping: centered_rank, nes or none")
+    learning_rate: float = _f(
+        0.0, "optimiser step (OpenES Adam lr, NES lr, PGPE fixed ClipUp step); 0: the strategy's default"
+    )
+    weight_decay: float = _f(0.005, "OpenES only: L2 coefficient on the centre (0 for other strategies)")
+    episodes_per_candidate: int = _f(1, "episodes averaged into each candidate's fitness")
+    hidden_sizes: tuple[int, ...] = _f((64, 64), "hidden layer sizes of the actor MLP")
+    activation: str = _f("tanh", "hidden activation: tanh, relu or elu")
+    log_std_init: float = _f(
+        0.0, "Box actions: initial log-std (unused by the deterministic ES policy's search)"
+    )
+    state_dependent_std: bool = _f(False, "Box actions: log-std is an output of the actor")
+    squash: bool = _f(False, "Box actions: tanh-squash into the bounds (else clip)")
+    norm_obs: bool = _f(True, "normalise observations with running mean/std (updated after each generation)")
+    vectorization_mode: str = _f(
+        "auto", "auto, sync or async vector env (popsize * episodes_per_candidate envs)"
+    )
+    torch_threads: int = _f(1, "torch CPU threads (0 leaves it)")
+    checkpoint_every: int = _f(0, "save a checkpoint every this many generations (0: only at the end)")
+    progress: bool = _f(True, "show a progress bar")
+
+
+CONFIGS: dict[str, type] = {"ppo": PPOConfig, "a2c": A2CConfig, "reinforce": ReinforceConfig, "es": ESConfig}
 
 _CHOICES = {
     "activation": ("tanh", "relu", "elu"),
@@ -90,6 +129,8 @@ _CHOICES = {
     "on_non_finite": ("raise", "skip"),
     "weights": ("reward_to_go", "return"),
     "baseline": ("none", "mean", "leave_one_out", "value"),
+    "strategy": ("openes", "snes", "xnes", "pgpe"),
+    "shaping": ("centered_rank", "nes", "none"),
 }
 
 

@@ -620,7 +620,7 @@ def train(
 
     Args:
         env: env id, ``gymnasium.Env``, env factory or vector env.
-        algo: ``"reinforce"``, ``"a2c"`` or ``"ppo"``.
+        algo: ``"reinforce"``, ``"a2c"``, ``"ppo"`` or ``"es"`` (evolution strategies, :mod:`scoregrad.rl.es`).
         total_steps: env steps to collect, summed over the parallel envs.
         seed: seeds the network init, the sampling RNG and the envs.
         config: a full config (:class:`~scoregrad.rl.config.PPOConfig`, ...); else built from the
@@ -641,6 +641,10 @@ def train(
         config = config_for(algo, **settings)
     elif overrides:
         raise TypeError("pass either config= or keyword overrides, not both")
+    if algo == "es":  # evolution strategies: scoregrad.rl.es (policy search, no policy gradient)
+        from scoregrad.rl.es import train_es
+
+        return train_es(env, total_steps, seed, config, policy, out, callback)
     trainer = Trainer(env, algo, config, seed, total_steps, policy, out, callback, action_mask_fn)
     return trainer.run()
 
@@ -659,6 +663,10 @@ def resume(
     if tr is None:
         raise CheckpointError(f"{path} holds a policy only (no training state); it cannot be resumed")
     env = env if env is not None else tr["env_spec"]
+    if meta["algo"] == "es":
+        from scoregrad.rl.es import resume_es
+
+        return resume_es(path, total_steps, env, out)
     if env is None:
         raise ValueError("this run was trained on an env object or factory; pass env= to resume it")
     config = CONFIGS[meta["algo"]](
