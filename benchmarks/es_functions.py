@@ -11,8 +11,8 @@ count). Methods:
   ours:  snes, xnes (D <= 100; O(D^3) per generation), pgpe (ClipUp with the sigma-relative step).
          OpenES keeps sigma fixed, so it cannot reach 1e-8; it is left out here.
   peers: pycma CMA-ES (D <= 100), separable CMA-ES (D >= 100), EvoTorch SNES / XNES (D <= 100) /
-         PGPE (ClipUp, centre step 0.15 * sigma0 * sqrt(D) fixed, as configured by users), and
-         nevergrad's NGOpt (D = 10 only: ~1 ms per evaluation through its ask/tell).
+         PGPE (ClipUp, centre step 0.15 * sigma0 * sqrt(D) fixed, as configured by users);
+         nevergrad's NGOpt only on request (see EXTRA below: it fails with numpy 2.4).
 
 Functions: sphere, ellipsoid (condition 1e6), rotated ellipsoid (a random rotation; D <= 100),
 Rosenbrock, Rastrigin.
@@ -186,9 +186,13 @@ def methods_for(D: int) -> dict:
         methods["sep-cma-es (pycma)"] = pycma(separable=True)
     methods["evotorch snes"] = evotorch("snes")
     methods["evotorch pgpe"] = evotorch("pgpe")
-    if D <= 10:
-        methods["nevergrad ngopt"] = ngopt()
     return methods
+
+
+# nevergrad 1.0.12's NGOpt raises TypeError in its metamodel after ~118 evaluations with numpy
+# 2.4 and then hangs in its worker thread, so it is not in the default set; ask for it with
+# --methods "nevergrad ngopt" (where a working nevergrad is installed).
+EXTRA = {"nevergrad ngopt": ngopt()}
 
 
 def main() -> None:
@@ -215,7 +219,8 @@ def main() -> None:
     runs, rows = [], []
     for D in args.dims:
         functions = [f for f in args.functions if not (f == "rotated_ellipsoid" and D > 100)]
-        methods = {k: v for k, v in methods_for(D).items() if args.methods is None or k in args.methods}
+        available = {**methods_for(D), **EXTRA}
+        methods = methods_for(D) if args.methods is None else {k: available[k] for k in args.methods}
         budget = args.budget or BUDGET[D]
         for fname in functions:
             f = make_function(fname, D)

@@ -10,9 +10,11 @@ In standardised coordinates the scores of a Normal are
 
 This module is the one place where ES computes them. It does not go through ``sg.expectation``
 and a ``torch.distributions.Normal`` because that builds an autograd graph over the ``(P, D)``
-log-probabilities every generation: the closed form here is one matrix-vector product, which is
-what keeps the overhead per evaluation below the peers' (``tests/es/test_es_gradient.py`` checks
-that both give the same gradient, against ``sg.surrogate.score_function_surrogate``).
+log-probabilities every generation: measured with one thread, the surrogate's forward and
+backward cost 245 us per generation at D = 100, P = 18 (817 us at D = 1000, P = 24), the closed
+form 19 us (30 us), i.e. 13 us against 1 us per evaluation, while the peers' whole overhead is
+16-75 us per evaluation. ``tests/es/test_es_gradient.py`` checks that both give the same
+gradient, against ``sg.surrogate.score_function_surrogate``.
 """
 
 from __future__ import annotations
