@@ -19,7 +19,7 @@ Rosenbrock, Rastrigin.
 
 Run (each under 15 minutes on 2 shared cores):
   OPENBLAS_NUM_THREADS=1 python benchmarks/es_functions.py --dims 10 --seeds 5
-  OPENBLAS_NUM_THREADS=1 python benchmarks/es_functions.py --dims 100 --seeds 3
+  OPENBLAS_NUM_THREADS=1 python benchmarks/es_functions.py --dims 100 --seeds 3 --budget 100000
   OPENBLAS_NUM_THREADS=1 python benchmarks/es_functions.py --dims 1000 --seeds 2 --functions sphere ellipsoid
 """
 

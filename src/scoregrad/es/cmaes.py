@@ -113,11 +113,8 @@ class CMAES(Strategy):
 
     @property
     def scale(self) -> float:
-        return float(
-            self.cma.sigma * np.exp(np.log(self.cma.sigma_vec.scaling).mean())
-            if np.ndim(self.cma.sigma_vec.scaling)
-            else self.cma.sigma
-        )
+        """pycma's overall step size ``sigma`` (the covariance carries the rest)."""
+        return float(self.cma.sigma)
 
     def _extra_state(self):
         return {"cma": pickle.dumps(self.cma)}
