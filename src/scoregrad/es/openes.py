@@ -7,6 +7,7 @@ antithetic pairs, weight decay and Adam.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from scoregrad.es.base import OptimizerFactory, Strategy
@@ -50,9 +51,8 @@ class OpenES(Strategy):
             optimizer=optimizer, lr=lr, on_non_finite=on_non_finite,
         )  # fmt: skip
 
-    def default_optimizer(self, params: list[Tensor]):
-        import torch
-
+    def default_optimizer(self, params: list[Tensor]) -> torch.optim.Optimizer:
+        """Adam, as in the paper."""
         return torch.optim.Adam(params, lr=self.lr)
 
     def _perturb(self, z: Tensor) -> Tensor:
