@@ -88,6 +88,8 @@ def test_strategy_specific_arguments():
         sg.es.OpenES(torch.zeros(3), weight_decay=-1)
     with pytest.raises(ValueError, match="lr_sigma"):
         sg.es.SNES(torch.zeros(3), lr_sigma=0)
+    with pytest.raises(ValueError, match="rank_one uses the step-size path"):
+        sg.es.XNES(torch.zeros(3), sigma_adaptation="natural")
     with pytest.raises(ValueError, match="lr_shape"):
         sg.es.XNES(torch.zeros(3), lr_shape=-1)
     with pytest.raises(ValueError, match="step_ratio"):

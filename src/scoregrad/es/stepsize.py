@@ -31,6 +31,7 @@ class CumulativeStepSize:
         # Variance-effective selection mass of the NES utilities (their positive part sums to 1).
         positive = 1.0 / popsize - nes_utilities(torch.arange(float(popsize), dtype=torch.float64))
         mu_eff = 1.0 / float((positive**2).sum())
+        self.mu_eff = mu_eff
         self.c = (mu_eff + 2) / (dim + mu_eff + 5)
         self.damping = 1 + 2 * max(0.0, math.sqrt((mu_eff - 1) / (dim + 1)) - 1) + self.c
         self.expected_norm = math.sqrt(dim) * (1 - 1 / (4 * dim) + 1 / (21 * dim * dim))
