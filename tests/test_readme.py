@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-SECTIONS_THAT_RUN = ("Quick start", "Estimators", "Diagnostics", "Quick start: Python")
+SECTIONS_THAT_RUN = (
+    "Quick start",
+    "Estimators",
+    "Diagnostics",
+    "Quick start: Python",
+    "Quick start: search gradients",
+)
 
 
 def python_blocks_by_section() -> list[tuple[str, str]]:

@@ -21,6 +21,7 @@ __all__ = [
     "PPOConfig",
     "A2CConfig",
     "ReinforceConfig",
+    "ESConfig",
     "CONFIGS",
     "ConfigError",
     "config_for",
@@ -127,7 +128,46 @@ class ReinforceConfig(CommonConfig):
     anneal_lr: bool = _f(False, "decay the learning rate linearly to 0 over total_steps")
 
 
-CONFIGS: dict[str, type[CommonConfig]] = {"ppo": PPOConfig, "a2c": A2CConfig, "reinforce": ReinforceConfig}
+@dataclass
+class ESConfig:
+    """Policy search by an evolution strategy (Salimans et al., 2017); see :mod:`scoregrad.rl.es`."""
+
+    strategy: Literal["openes", "snes", "xnes", "pgpe"] = _f("openes", "search strategy (scoregrad.es)")
+    sigma: float = _f(0.1, "initial standard deviation of the parameter noise", POSITIVE)
+    popsize: int = _f(50, "candidates per generation (even with antithetic)", POSITIVE)
+    antithetic: bool = _f(True, "mirrored pairs of candidates")
+    shaping: Literal["centered_rank", "nes", "none"] = _f("centered_rank", "fitness shaping")
+    learning_rate: float = _f(
+        0.0,
+        "optimiser step (OpenES Adam lr, NES lr, PGPE fixed ClipUp step); 0: the strategy's default",
+        NON_NEGATIVE,
+    )
+    weight_decay: float = _f(
+        0.005, "OpenES only: L2 coefficient on the centre (0 for other strategies)", NON_NEGATIVE
+    )
+    episodes_per_candidate: int = _f(1, "episodes averaged into each candidate's fitness", POSITIVE)
+    hidden_sizes: tuple[int, ...] = _f((64, 64), "hidden layer sizes of the actor MLP", POSITIVE)
+    activation: Literal["tanh", "relu", "elu"] = _f("tanh", "hidden activation")
+    log_std_init: float = _f(
+        0.0, "Box actions: initial log-std (unused by the deterministic ES policy's search)"
+    )
+    state_dependent_std: bool = _f(False, "Box actions: log-std is an output of the actor")
+    squash: bool = _f(False, "Box actions: tanh-squash into the bounds (else clip)")
+    norm_obs: bool = _f(True, "normalise observations with running mean/std (updated after each generation)")
+    vectorization_mode: Literal["auto", "sync", "async", "vector_entry_point"] = _f(
+        "auto", "vector env of popsize * episodes_per_candidate envs"
+    )
+    torch_threads: int = _f(1, "torch CPU threads (0 leaves it)", NON_NEGATIVE)
+    checkpoint_every: int = _f(
+        0, "save a checkpoint every this many generations (0: only at the end)", NON_NEGATIVE
+    )
+    progress: bool = _f(True, "show a progress bar")
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+CONFIGS: dict[str, type] = {"ppo": PPOConfig, "a2c": A2CConfig, "reinforce": ReinforceConfig, "es": ESConfig}
 
 
 def config_for(algo: str, **overrides: Any) -> CommonConfig:

@@ -72,6 +72,19 @@ def load_policy(agent: Agent, tensors: dict[str, Tensor], meta: dict[str, Any]) 
         agent.obs_normalizer.load_state_dict(meta["obs_normalizer"])
 
 
+#: What an ES run's checkpoint.json holds under "training" (see scoregrad.rl.es).
+ES_TRAINING_SCHEMA = {
+    "seed": int,
+    "total_steps": int,
+    "global_step": int,
+    "iteration": int,
+    "recent_returns": list,
+    "es": dict,
+    "param_groups": list,
+    "env_spec": (str, type(None)),
+}
+
+
 def check_run_checkpoint(tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
     """Validate a run checkpoint's metadata and tensors before anything uses them.
 
@@ -101,6 +114,9 @@ def check_run_checkpoint(tensors: dict[str, Tensor], meta: dict[str, Any]) -> No
     if not any(k.startswith("policy.") for k in tensors):
         raise CheckpointError("the checkpoint's tensors hold no policy weights")
     if meta["training"] is None:
+        return
+    if meta["algo"] == "es":  # policy search keeps the strategy's state instead of a rollout's
+        check_schema(meta["training"], ES_TRAINING_SCHEMA, "checkpoint.json.training")
         return
     check_schema(
         meta["training"],

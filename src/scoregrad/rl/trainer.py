@@ -339,7 +339,7 @@ def train(
     Args:
         env: env id (``"CartPole-v1"``, or ``"my_module:MyEnv-v0"`` to import the module that
             registers it), ``gymnasium.Env``, env factory or vector env.
-        algo: ``"reinforce"``, ``"a2c"`` or ``"ppo"``.
+        algo: ``"reinforce"``, ``"a2c"``, ``"ppo"`` or ``"es"`` (evolution strategies, :mod:`scoregrad.rl.es`).
         total_steps: env steps to collect, summed over the parallel envs (> 0).
         seed: seeds the network init, the sampling RNG and the envs.
         config: a full config (:class:`~scoregrad.rl.config.PPOConfig`, ...); else built from the
@@ -366,6 +366,10 @@ def train(
         raise TypeError("pass either config= or keyword overrides, not both")
     if out is not None:
         prepare_run_directory(Path(out), overwrite)
+    if algo == "es":  # evolution strategies: scoregrad.rl.es (policy search, no policy gradient)
+        from scoregrad.rl.es import train_es
+
+        return train_es(env, total_steps, seed, config, policy, out, callback)
     trainer = Trainer(env, algo, config, seed, total_steps, policy, out, callback, action_mask_fn)
     return trainer.run()
 
@@ -423,6 +427,10 @@ def resume(
             "start a new run instead"
         )
     env = env if env is not None else tr["env_spec"]
+    if meta["algo"] == "es":  # policy search by evolution strategies: scoregrad.rl.es
+        from scoregrad.rl.es import resume_es
+
+        return resume_es(path, total_steps, env, out, **overrides)
     if env is None:
         raise ValueError("this run was trained on an env object or factory; pass env= to resume it")
     config = config_for(meta["algo"], **{**meta["config"], **overrides})
