@@ -37,8 +37,16 @@ def test_recorded_log_probs_are_those_of_the_sampling_law():
     for cls in (TinyRNN, TinyRNNCached):
         model = cls(vocab=7, hidden=16)
         g = torch.Generator().manual_seed(1)
-        r = seq.generate(model, torch.tensor([[1, 2], [3, 4]]), num_samples=4, max_new_tokens=5,
-                         temperature=0.7, top_k=4, top_p=0.9, generator=g)
+        r = seq.generate(
+            model,
+            torch.tensor([[1, 2], [3, 4]]),
+            num_samples=4,
+            max_new_tokens=5,
+            temperature=0.7,
+            top_k=4,
+            top_p=0.9,
+            generator=g,
+        )
         lp, _ = seq.token_log_probs(model, r)
         torch.testing.assert_close(lp, r.log_probs, atol=1e-5, rtol=0)
         assert (r.log_probs[r.mask] > float("-inf")).all()
@@ -75,18 +83,33 @@ def test_advantages_against_hand_computed_values():
     r = torch.tensor([1.0, 0.0, 0.0, 3.0, 2.0, 2.0, 2.0, 6.0])
     g = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
     # rloo: r_i - mean of the other three
-    assert seq.advantages(r, g, "rloo").tolist() == pytest.approx([1 - 1, 0 - 4 / 3, 0 - 4 / 3, 3 - 1 / 3, 2 - 10 / 3, 2 - 10 / 3, 2 - 10 / 3, 6 - 2])
+    assert seq.advantages(r, g, "rloo").tolist() == pytest.approx(
+        [1 - 1, 0 - 4 / 3, 0 - 4 / 3, 3 - 1 / 3, 2 - 10 / 3, 2 - 10 / 3, 2 - 10 / 3, 6 - 2]
+    )
     # dr_grpo: r - group mean (1 and 3)
     assert seq.advantages(r, g, "dr_grpo").tolist() == pytest.approx([0, -1, -1, 2, -1, -1, -1, 3])
     # grpo: divided by the unbiased group std: sqrt(6/3)=sqrt(2) and sqrt(12/3)=2
     s0, s1 = 2**0.5 + 1e-4, 2.0 + 1e-4
-    assert seq.advantages(r, g, "grpo").tolist() == pytest.approx([0, -1 / s0, -1 / s0, 2 / s0, -1 / s1, -1 / s1, -1 / s1, 3 / s1])
+    assert seq.advantages(r, g, "grpo").tolist() == pytest.approx(
+        [0, -1 / s0, -1 / s0, 2 / s0, -1 / s1, -1 / s1, -1 / s1, 3 / s1]
+    )
     # reinforce++: centred rewards divided by their batch std: values 0,-1,-1,2,-1,-1,-1,3 -> var = 18/7
     sb = (18 / 7) ** 0.5 + 1e-4
-    assert seq.advantages(r, g, "reinforce++").tolist() == pytest.approx([x / sb for x in [0, -1, -1, 2, -1, -1, -1, 3]])
+    assert seq.advantages(r, g, "reinforce++").tolist() == pytest.approx(
+        [x / sb for x in [0, -1, -1, 2, -1, -1, -1, 3]]
+    )
     assert seq.advantages(r, g, "none").tolist() == r.tolist()
     # scst: the greedy reward of each prompt is the baseline
-    assert seq.advantages(r, g, "scst", baseline_rewards=torch.tensor([1.0, 2.0])).tolist() == [0, -1, -1, 2, 0, 0, 0, 4]
+    assert seq.advantages(r, g, "scst", baseline_rewards=torch.tensor([1.0, 2.0])).tolist() == [
+        0,
+        -1,
+        -1,
+        2,
+        0,
+        0,
+        0,
+        4,
+    ]
 
 
 def test_missing_rewards_are_left_out_of_the_baseline():
@@ -125,9 +148,18 @@ def _exact_gradient(model, prompt, reward, vocab, length, eos_id, temperature):
     completions = torch.tensor([s for s, _ in seqs])
     mask = torch.arange(length).expand(k, -1) < torch.tensor([n for _, n in seqs]).unsqueeze(-1)
     r = seq.Rollout(
-        completions=completions, mask=mask, log_probs=torch.zeros(k, length), group=torch.zeros(k, dtype=torch.long),
-        truncated=torch.zeros(k, dtype=torch.bool), prompt_ids=prompt.expand(k, -1), prompt_mask=torch.ones(k, prompt.numel(), dtype=torch.bool),
-        temperature=temperature, top_k=0, top_p=1.0, pad_id=0, eos_id=eos_id,
+        completions=completions,
+        mask=mask,
+        log_probs=torch.zeros(k, length),
+        group=torch.zeros(k, dtype=torch.long),
+        truncated=torch.zeros(k, dtype=torch.bool),
+        prompt_ids=prompt.expand(k, -1),
+        prompt_mask=torch.ones(k, prompt.numel(), dtype=torch.bool),
+        temperature=temperature,
+        top_k=0,
+        top_p=1.0,
+        pad_id=0,
+        eos_id=eos_id,
     )
     lp, _ = seq.token_log_probs(model, r)
     p = lp.sum(-1).exp()
@@ -152,11 +184,21 @@ def test_policy_loss_is_an_unbiased_gradient_of_the_expected_reward(cls, method,
         c = completion.tolist()
         return float(c[0] == 1) + 0.5 * float(c[1] == 2) - 0.3 * sum(c)
 
-    exact = torch.cat([g.reshape(-1) for g in _exact_gradient(model, prompt, reward, vocab, length, eos_id, temperature)])
+    exact = torch.cat(
+        [g.reshape(-1) for g in _exact_gradient(model, prompt, reward, vocab, length, eos_id, temperature)]
+    )
     gen = torch.Generator().manual_seed(123)
     draws = []
     for _ in range(400):
-        r = seq.generate(model, prompt, num_samples=4, max_new_tokens=length, temperature=temperature, eos_id=eos_id, generator=gen)
+        r = seq.generate(
+            model,
+            prompt,
+            num_samples=4,
+            max_new_tokens=length,
+            temperature=temperature,
+            eos_id=eos_id,
+            generator=gen,
+        )
         rewards = torch.tensor([reward(c) for c in r.completions])
         loss = seq.policy_loss(model, r, seq.advantages(rewards, r.group, method))
         grads = torch.autograd.grad(loss, list(model.parameters()))
@@ -167,10 +209,22 @@ def test_policy_loss_is_an_unbiased_gradient_of_the_expected_reward(cls, method,
 def test_sampling_graph_gives_the_same_loss_and_gradient_as_the_teacher_forced_pass():
     torch.manual_seed(0)
     model = TinyRNNCached(vocab=5, hidden=8)
-    r = seq.generate(model, torch.tensor([[1, 2]]), 4, 4, eos_id=0, keep_graph=True, generator=torch.Generator().manual_seed(0))
+    r = seq.generate(
+        model,
+        torch.tensor([[1, 2]]),
+        4,
+        4,
+        eos_id=0,
+        keep_graph=True,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert r.sampled_log_probs is not None and r.sampled_log_probs.requires_grad
     adv = seq.advantages(torch.tensor([1.0, 0.0, 2.0, 0.5]), r.group, "grpo")
-    for kwargs in [{}, {"aggregate": "token_mean", "clip": (0.2, 0.28)}, {"ratio": "sequence", "aggregate": "sequence_mean"}]:
+    for kwargs in [
+        {},
+        {"aggregate": "token_mean", "clip": (0.2, 0.28)},
+        {"ratio": "sequence", "aggregate": "sequence_mean"},
+    ]:
         a = seq.policy_loss(model, r, adv, **kwargs)
         ga = torch.autograd.grad(a, list(model.parameters()), retain_graph=True)
         plain = r.select(torch.arange(4))

@@ -17,7 +17,14 @@ generation incremental, and :mod:`scoregrad.seq.hf` adapts Hugging Face causal L
 from __future__ import annotations
 
 from scoregrad.seq.advantages import METHODS, advantages, group_std_is_zero
-from scoregrad.seq.generation import Rollout, SupportsKVCache, generate, pad_prompts, process_logits, token_log_probs
+from scoregrad.seq.generation import (
+    Rollout,
+    SupportsKVCache,
+    generate,
+    pad_prompts,
+    process_logits,
+    token_log_probs,
+)
 from scoregrad.seq.losses import LossTerms, kl_penalty, policy_loss
 
 __all__ = [

@@ -74,17 +74,23 @@ def advantages(
     if method not in METHODS:
         raise ValueError(f"method: expected one of {sorted(METHODS)}, got {method!r}")
     if not isinstance(rewards, Tensor) or rewards.dim() != 1 or not rewards.is_floating_point():
-        raise ValueError(f"rewards: expected a 1-D float tensor (N,), got {getattr(rewards, 'dtype', type(rewards).__name__)} "
-                         f"of shape {tuple(getattr(rewards, 'shape', ()))}")
+        raise ValueError(
+            f"rewards: expected a 1-D float tensor (N,), got {getattr(rewards, 'dtype', type(rewards).__name__)} "
+            f"of shape {tuple(getattr(rewards, 'shape', ()))}"
+        )
     n = rewards.shape[0]
     if not isinstance(group, Tensor) or group.shape != (n,) or group.dtype != torch.long:
-        raise ValueError(f"group: expected a ({n},) LongTensor, got {getattr(group, 'dtype', type(group).__name__)} "
-                         f"of shape {tuple(getattr(group, 'shape', ()))}")
+        raise ValueError(
+            f"group: expected a ({n},) LongTensor, got {getattr(group, 'dtype', type(group).__name__)} "
+            f"of shape {tuple(getattr(group, 'shape', ()))}"
+        )
     if valid is None:
         valid = torch.ones(n, dtype=torch.bool, device=rewards.device)
     elif not isinstance(valid, Tensor) or valid.shape != (n,) or valid.dtype != torch.bool:
-        raise ValueError(f"valid: expected a ({n},) bool tensor, got {getattr(valid, 'dtype', type(valid).__name__)} "
-                         f"of shape {tuple(getattr(valid, 'shape', ()))}")
+        raise ValueError(
+            f"valid: expected a ({n},) bool tensor, got {getattr(valid, 'dtype', type(valid).__name__)} "
+            f"of shape {tuple(getattr(valid, 'shape', ()))}"
+        )
     rewards = rewards.detach()
     bad = valid & ~torch.isfinite(rewards)
     if bool(bad.any()):
@@ -104,7 +110,9 @@ def advantages(
         if baseline_rewards.shape == (num_groups,) and baseline_rewards.shape != (n,):
             baseline_rewards = baseline_rewards[group]
         if baseline_rewards.shape != (n,):
-            raise ValueError(f"baseline_rewards: expected shape ({n},) or ({num_groups},), got {tuple(baseline_rewards.shape)}")
+            raise ValueError(
+                f"baseline_rewards: expected shape ({n},) or ({num_groups},), got {tuple(baseline_rewards.shape)}"
+            )
         if not bool(torch.isfinite(baseline_rewards).all()):
             raise ValueError("baseline_rewards: contains a non-finite value")
         return torch.where(valid, clean - baseline_rewards, torch.zeros_like(clean))
@@ -112,7 +120,9 @@ def advantages(
     size = _dense(group, valid)
     if size is not None:  # contiguous equal groups, every reward present: one reshape
         if size < 2:
-            raise ValueError(f"group: method={method!r} needs at least 2 completions per prompt (num_samples >= 2), got 1")
+            raise ValueError(
+                f"group: method={method!r} needs at least 2 completions per prompt (num_samples >= 2), got 1"
+            )
         grouped = clean.view(-1, size)
         if method == "rloo":
             return (grouped - leave_one_out_mean(grouped, dim=1)).reshape(n)
@@ -126,7 +136,9 @@ def advantages(
     # ragged groups (some rewards missing): the same statistics, one group at a time
     sizes = torch.unique(group, return_counts=True)[1]
     if bool((sizes < 2).any()):
-        raise ValueError(f"group: method={method!r} needs at least 2 completions per prompt (num_samples >= 2), got 1")
+        raise ValueError(
+            f"group: method={method!r} needs at least 2 completions per prompt (num_samples >= 2), got 1"
+        )
     out = torch.zeros_like(clean)
     for rows in _groups(group, valid):
         if rows.numel() < 2:  # a single rewarded completion has no baseline: no signal, advantage 0

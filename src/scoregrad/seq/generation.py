@@ -143,23 +143,31 @@ def _max_context(model: nn.Module) -> int | None:
     return None
 
 
-def pad_prompts(prompts: Sequence[Tensor] | Tensor, pad_id: int, device: torch.device | None = None) -> tuple[Tensor, Tensor]:
+def pad_prompts(
+    prompts: Sequence[Tensor] | Tensor, pad_id: int, device: torch.device | None = None
+) -> tuple[Tensor, Tensor]:
     """Left-pad a list of 1-D LongTensors (or check a ``(B, T)`` LongTensor): ``(ids, mask)``, both ``(B, P)``."""
     if isinstance(prompts, Tensor):
         if prompts.dim() != 2 or prompts.dtype != torch.long:
-            raise ValueError(f"prompts: expected a (B, T) LongTensor, got {prompts.dtype} of shape {tuple(prompts.shape)}")
+            raise ValueError(
+                f"prompts: expected a (B, T) LongTensor, got {prompts.dtype} of shape {tuple(prompts.shape)}"
+            )
         if prompts.shape[0] == 0 or prompts.shape[1] == 0:
             raise ValueError(f"prompts: empty, shape {tuple(prompts.shape)}")
         ids = prompts.to(device) if device is not None else prompts
         return ids, torch.ones_like(ids, dtype=torch.bool)
     if isinstance(prompts, (str, bytes)) or not isinstance(prompts, Sequence):
-        raise TypeError(f"prompts: expected a list of 1-D LongTensors or a (B, T) LongTensor, got {type(prompts).__name__}")
+        raise TypeError(
+            f"prompts: expected a list of 1-D LongTensors or a (B, T) LongTensor, got {type(prompts).__name__}"
+        )
     if len(prompts) == 0:
         raise ValueError("prompts: the list is empty")
     for i, p in enumerate(prompts):
         if not isinstance(p, Tensor) or p.dim() != 1 or p.dtype != torch.long:
-            raise TypeError(f"prompts[{i}]: expected a 1-D LongTensor, got {getattr(p, 'dtype', type(p).__name__)} "
-                            f"of shape {tuple(getattr(p, 'shape', ()))}")
+            raise TypeError(
+                f"prompts[{i}]: expected a 1-D LongTensor, got {getattr(p, 'dtype', type(p).__name__)} "
+                f"of shape {tuple(getattr(p, 'shape', ()))}"
+            )
         if p.numel() == 0:
             raise ValueError(f"prompts[{i}]: empty prompt")
     width = max(p.numel() for p in prompts)
@@ -203,7 +211,12 @@ def process_logits(logits: Tensor, temperature: float, top_k: int, top_p: float)
 
 
 def _check_logits(logits: Tensor, batch: int, length: int, what: str = "model") -> None:
-    if not isinstance(logits, Tensor) or logits.dim() != 3 or logits.shape[0] != batch or logits.shape[1] != length:
+    if (
+        not isinstance(logits, Tensor)
+        or logits.dim() != 3
+        or logits.shape[0] != batch
+        or logits.shape[1] != length
+    ):
         shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
         raise ValueError(
             f"{what}: expected logits of shape (B, T, V) = ({batch}, {length}, V) from model(ids), got {shape}"
@@ -262,7 +275,9 @@ def generate(
         A :class:`Rollout` with ``N = B * num_samples`` rows.
     """
     if not isinstance(model, nn.Module) and not callable(model):
-        raise TypeError(f"model: expected an nn.Module (or callable) ids -> logits, got {type(model).__name__}")
+        raise TypeError(
+            f"model: expected an nn.Module (or callable) ids -> logits, got {type(model).__name__}"
+        )
     if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
         raise ValueError(f"num_samples: expected an int >= 1, got {num_samples!r}")
     if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 1:
@@ -299,6 +314,7 @@ def generate(
     with torch.set_grad_enabled(keep_graph and torch.is_grad_enabled()):
         attention = prompt_mask
         cache = None
+        last = tokens[:, :0]
         steps = 0
         for t in range(max_new_tokens):
             if cached:
@@ -320,7 +336,9 @@ def generate(
                 _check_logits(logits, n, ids.shape[1])
                 logits = logits[:, -1]
             if t == 0 and eos_id is not None and eos_id >= logits.shape[-1]:
-                raise ValueError(f"eos_id: {eos_id} is outside the model's vocabulary of {logits.shape[-1]} tokens")
+                raise ValueError(
+                    f"eos_id: {eos_id} is outside the model's vocabulary of {logits.shape[-1]} tokens"
+                )
             log_p = process_logits(logits, temperature, top_k, top_p)
             if temperature == 0:
                 token = log_p.detach().argmax(-1)
@@ -351,7 +369,9 @@ def generate(
     if keep_graph:
         sampled_entropy = torch.stack(graph_ent, 1)
         if steps < max_new_tokens:
-            sampled_entropy = torch.cat([sampled_entropy, sampled_entropy.new_zeros(n, max_new_tokens - steps)], 1)
+            sampled_entropy = torch.cat(
+                [sampled_entropy, sampled_entropy.new_zeros(n, max_new_tokens - steps)], 1
+            )
     truncated = alive if eos_id is not None else torch.ones(n, dtype=torch.bool, device=device)
     return Rollout(
         completions=tokens,
@@ -372,7 +392,9 @@ def generate(
     )
 
 
-def token_log_probs(model: nn.Module, rollout: Rollout, with_entropy: bool = False) -> tuple[Tensor, Tensor | None]:
+def token_log_probs(
+    model: nn.Module, rollout: Rollout, with_entropy: bool = False
+) -> tuple[Tensor, Tensor | None]:
     """Teacher-forced log-probs of the rollout's tokens under ``model``: one forward pass.
 
     Applies the rollout's temperature/top-k/top-p, so on-policy the values equal ``rollout.log_probs``.

@@ -50,7 +50,9 @@ def kl_penalty(log_probs: Tensor, ref_log_probs: Tensor, estimator: str = "k3") 
     return k1 if estimator == "k1" else torch.exp(-k1) + k1 - 1
 
 
-def _aggregate(per_token: Tensor, mask: Tensor, aggregate: str, normaliser: dict[str, float] | None = None) -> Tensor:
+def _aggregate(
+    per_token: Tensor, mask: Tensor, aggregate: str, normaliser: dict[str, float] | None = None
+) -> Tensor:
     """Reduce ``(N, L)`` per-token terms (zero off ``mask``) to a scalar.
 
     ``normaliser`` overrides the denominators (``sequences``, ``tokens``) so that micro-batches
@@ -117,13 +119,18 @@ def policy_loss(
         raise TypeError(f"rollout: expected a seq.Rollout from seq.generate, got {type(rollout).__name__}")
     n, length = rollout.completions.shape
     if not isinstance(advantages, Tensor) or advantages.shape != (n,) or not advantages.is_floating_point():
-        raise ValueError(f"advantages: expected a float tensor of shape ({n},), got "
-                         f"{getattr(advantages, 'dtype', type(advantages).__name__)} of shape {tuple(getattr(advantages, 'shape', ()))}")
+        raise ValueError(
+            f"advantages: expected a float tensor of shape ({n},), got "
+            f"{getattr(advantages, 'dtype', type(advantages).__name__)} of shape {tuple(getattr(advantages, 'shape', ()))}"
+        )
     if not bool(torch.isfinite(advantages).all()):
         raise ValueError("advantages: contains a non-finite value")
-    if clip is not None:
-        if not isinstance(clip, (tuple, list)) or len(clip) != 2 or not all(isinstance(c, (int, float)) and c >= 0 for c in clip):
-            raise ValueError(f"clip: expected None or (eps_low, eps_high) with both >= 0, got {clip!r}")
+    if clip is not None and (
+        not isinstance(clip, (tuple, list))
+        or len(clip) != 2
+        or not all(isinstance(c, (int, float)) and c >= 0 for c in clip)
+    ):
+        raise ValueError(f"clip: expected None or (eps_low, eps_high) with both >= 0, got {clip!r}")
     if ratio not in RATIOS:
         raise ValueError(f"ratio: expected one of {RATIOS}, got {ratio!r}")
     if aggregate not in AGGREGATIONS:
@@ -183,7 +190,9 @@ def policy_loss(
         loss = _aggregate(per_token, mask, aggregate, normaliser)
         ratio_mean = float(weight.detach().expand_as(log_probs)[mask].mean()) if bool(mask.any()) else 1.0
         clip_fraction = (
-            float(clipped.expand_as(log_probs)[mask].float().mean()) if clipped.dim() and bool(mask.any()) else 0.0
+            float(clipped.expand_as(log_probs)[mask].float().mean())
+            if clipped.dim() and bool(mask.any())
+            else 0.0
         )
 
     kl_value = 0.0
