@@ -17,6 +17,7 @@ generation incremental, and :mod:`scoregrad.seq.hf` adapts Hugging Face causal L
 from __future__ import annotations
 
 from scoregrad.seq.advantages import METHODS, advantages, group_std_is_zero
+from scoregrad.seq.config import TRAINER_METHODS, SeqConfig
 from scoregrad.seq.generation import (
     Rollout,
     SupportsKVCache,
@@ -26,6 +27,7 @@ from scoregrad.seq.generation import (
     token_log_probs,
 )
 from scoregrad.seq.losses import LossTerms, kl_penalty, policy_loss
+from scoregrad.seq.trainer import RewardError, Trainer, train
 
 __all__ = [
     "Rollout",
@@ -40,4 +42,9 @@ __all__ = [
     "policy_loss",
     "kl_penalty",
     "LossTerms",
+    "SeqConfig",
+    "TRAINER_METHODS",
+    "Trainer",
+    "train",
+    "RewardError",
 ]
