@@ -36,8 +36,8 @@ sys.path[:0] = [str(ROOT / "examples"), str(ROOT / "benchmarks"), str(ROOT / "sr
 import seq_arithmetic as task  # noqa: E402  (the task, its model pretraining and evaluation live in the example)
 
 SETTINGS = {
-    "small": {"n_layer": 2, "n_embd": 128, "n_head": 4, "max_new_tokens": 8, "pretrain_steps": 1500},
-    "large": {"n_layer": 4, "n_embd": 256, "n_head": 4, "max_new_tokens": 32, "pretrain_steps": 800},
+    "small": {"n_layer": 2, "n_embd": 128, "n_head": 4, "max_new_tokens": 8, "pretrain_steps": 1000},
+    "large": {"n_layer": 4, "n_embd": 256, "n_head": 4, "max_new_tokens": 32, "pretrain_steps": 600},
 }
 PROMPTS_PER_STEP, GROUP, LR, WARMUP = 8, 8, 1e-4, 3
 RUNNERS = ("scoregrad_grpo", "scoregrad_rloo", "trl_grpo", "trl_rloo", "loop_grpo")
@@ -329,7 +329,7 @@ def pretrained_model(setting_name: str, steps: int, folder: Path) -> Path:
     model = gpt2(SETTINGS[setting_name])
     from scoregrad.seq.hf import HFCausalLM
 
-    task.pretrain(HFCausalLM(model), steps, seed=0)
+    task.pretrain(HFCausalLM(model), steps, lr=1e-3, seed=0)
     path = folder / setting_name
     model.save_pretrained(path)
     return path

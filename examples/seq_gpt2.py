@@ -34,7 +34,7 @@ def tiny_gpt2(n_layer: int = 2, n_embd: int = 128, n_head: int = 4) -> GPT2LMHea
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pretrain-steps", type=int, default=1500)
+    parser.add_argument("--pretrain-steps", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--method", default="rloo")
     parser.add_argument("--eval-size", type=int, default=200)
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     model = HFCausalLM(tiny_gpt2())
-    task.pretrain(model, args.pretrain_steps, seed=args.seed)
+    task.pretrain(model, args.pretrain_steps, lr=1e-3, seed=args.seed)
     held_out = task.problems(args.eval_size, seed=10_000 + args.seed)
     before = task.accuracy(model, held_out)
     prompts = [task.prompt_of(a, b) for a, b in task.problems(2000, seed=args.seed)]
