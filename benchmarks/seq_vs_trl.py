@@ -93,6 +93,13 @@ def partial_match(prompts, completions, **kwargs) -> list[float]:
 
 
 def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM: ru_maxrss would also count the parent's size at fork)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

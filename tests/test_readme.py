@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-SECTIONS_THAT_RUN = ("Quick start", "Diagnostics", "Quick start: Python")
+SECTIONS_THAT_RUN = ("Quick start", "Diagnostics", "Quick start: Python", "Quick start: sequence rewards")
 
 
 def python_blocks_by_section() -> list[tuple[str, str]]:

@@ -170,11 +170,23 @@ def _exact_gradient(model, prompt, reward, vocab, length, eos_id, temperature):
 
 
 @pytest.mark.parametrize(
-    ("cls", "method", "length", "eos_id", "temperature"),
-    [(TinyRNN, "rloo", 2, None, 1.0), (TinyRNNCached, "none", 3, 2, 1.5), (TinyRNNCached, "rloo", 3, 2, 1.0)],
-    ids=["plain-rloo-2tokens", "cached-none-eos-3tokens", "cached-rloo-eos-3tokens"],
+    ("cls", "method", "aggregate", "length", "eos_id", "temperature"),
+    [
+        (TinyRNN, "rloo", "sequence_sum", 2, None, 1.0),
+        (TinyRNNCached, "none", "sequence_sum", 3, 2, 1.5),
+        (TinyRNNCached, "rloo", "sequence_sum", 3, 2, 1.0),
+        (TinyRNNCached, "dr_grpo", "constant", 3, 2, 1.0),  # unbiased up to the factor (G-1)/(G L)
+    ],
+    ids=[
+        "plain-rloo-2tokens",
+        "cached-none-eos-3tokens",
+        "cached-rloo-eos-3tokens",
+        "cached-dr_grpo-eos-3tokens",
+    ],
 )
-def test_policy_loss_is_an_unbiased_gradient_of_the_expected_reward(cls, method, length, eos_id, temperature):
+def test_policy_loss_is_an_unbiased_gradient_of_the_expected_reward(
+    cls, method, aggregate, length, eos_id, temperature
+):
     torch.manual_seed(0)
     vocab = 3
     model = cls(vocab=vocab, hidden=4)
@@ -200,7 +212,9 @@ def test_policy_loss_is_an_unbiased_gradient_of_the_expected_reward(cls, method,
             generator=gen,
         )
         rewards = torch.tensor([reward(c) for c in r.completions])
-        loss = seq.policy_loss(model, r, seq.advantages(rewards, r.group, method))
+        loss = seq.policy_loss(model, r, seq.advantages(rewards, r.group, method), aggregate=aggregate)
+        if method == "dr_grpo":  # A = (G-1)/G (r - mean of the others); "constant" divides by L
+            loss = loss * (4 * length / 3)
         grads = torch.autograd.grad(loss, list(model.parameters()))
         draws.append(-torch.cat([g.reshape(-1) for g in grads]))
     assert_unbiased(torch.stack(draws), exact, what=f"{cls.__name__} {method}")
