@@ -37,7 +37,7 @@ import seq_arithmetic as task  # noqa: E402  (the task, its model pretraining an
 
 SETTINGS = {
     "small": {"n_layer": 2, "n_embd": 128, "n_head": 4, "max_new_tokens": 8, "pretrain_steps": 1000},
-    "large": {"n_layer": 4, "n_embd": 256, "n_head": 4, "max_new_tokens": 32, "pretrain_steps": 600},
+    "large": {"n_layer": 4, "n_embd": 256, "n_head": 4, "max_new_tokens": 32, "pretrain_steps": 1500},
 }
 PROMPTS_PER_STEP, GROUP, LR, WARMUP = 8, 8, 1e-4, 3
 RUNNERS = ("scoregrad_grpo", "scoregrad_rloo", "trl_grpo", "trl_rloo", "loop_grpo")
