@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = ["Rollout", "SupportsKVCache", "generate", "token_log_probs", "process_logits", "pad_prompts"]
@@ -398,20 +399,27 @@ def token_log_probs(
     """Teacher-forced log-probs of the rollout's tokens under ``model``: one forward pass.
 
     Applies the rollout's temperature/top-k/top-p, so on-policy the values equal ``rollout.log_probs``.
+    The pass stops at the last column any completion reaches (completions that all end early cost
+    only their length, not ``max_new_tokens``).
 
     Returns:
         ``(log_probs (N, L), entropy (N, L) or None)``, zero off ``rollout.mask``; with grad if enabled.
     """
-    ids = torch.cat([rollout.prompt_ids, rollout.completions], 1)
-    attention = torch.cat([rollout.prompt_mask, rollout.mask], 1)
-    prompt_len, length = rollout.prompt_ids.shape[1], rollout.completions.shape[1]
-    logits = _forward(model, ids, attention)[:, prompt_len - 1 : prompt_len + length - 1]
+    length = rollout.completions.shape[1]
+    used = rollout.mask.any(0).nonzero()
+    width = int(used.max()) + 1 if used.numel() else 1
+    completions, mask = rollout.completions[:, :width], rollout.mask[:, :width]
+    ids = torch.cat([rollout.prompt_ids, completions], 1)
+    attention = torch.cat([rollout.prompt_mask, mask], 1)
+    prompt_len = rollout.prompt_ids.shape[1]
+    logits = _forward(model, ids, attention)[:, prompt_len - 1 : prompt_len + width - 1]
     log_p = process_logits(logits, rollout.temperature, rollout.top_k, rollout.top_p)
-    chosen = log_p.gather(-1, rollout.completions.unsqueeze(-1)).squeeze(-1)
-    chosen = torch.where(rollout.mask, chosen, torch.zeros_like(chosen))
+    chosen = log_p.gather(-1, completions.unsqueeze(-1)).squeeze(-1)
+    chosen = torch.where(mask, chosen, torch.zeros_like(chosen))
     entropy = None
     if with_entropy:
         p = log_p.exp()
         entropy = -(p * log_p.masked_fill(p == 0, 0)).sum(-1)
-        entropy = torch.where(rollout.mask, entropy, torch.zeros_like(entropy))
-    return chosen, entropy
+        entropy = torch.where(mask, entropy, torch.zeros_like(entropy))
+        entropy = F.pad(entropy, (0, length - width))
+    return F.pad(chosen, (0, length - width)), entropy

@@ -54,7 +54,7 @@ class HFCausalLM(nn.Module):
             use_cache=True,
             **{self._cache_kw: cache},
         )
-        return out.logits, out.past_key_values
+        return out.logits, getattr(out, self._cache_kw)  # transformers >= 5 names it "cache"
 
     def select_cache(self, cache: Any, index: Tensor) -> Any:
         """Rows ``index`` of the cache (transformers' ``reorder_cache``, which works out of place on tensors)."""
