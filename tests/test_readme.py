@@ -14,6 +14,7 @@ SECTIONS_THAT_RUN = (
     "Diagnostics",
     "Quick start: Python",
     "Quick start: search gradients",
+    "Quick start: sequence rewards",
 )
 
 
