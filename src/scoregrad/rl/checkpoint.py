@@ -47,6 +47,8 @@ __all__ = [
     "checkpoint_versions",
     "atomic_write",
     "check_schema",
+    "optimizer_state",
+    "restore_optimizer_state",
 ]
 
 FORMAT = "scoregrad.rl.checkpoint"
@@ -229,6 +231,38 @@ def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
     if versions:
         return versions[-1]
     return Path(directory) if (Path(directory) / METADATA).exists() else None
+
+
+def optimizer_state(
+    state_dict: dict[str, Any], prefix: str = "optim"
+) -> tuple[dict[str, Tensor], list[dict]]:
+    """Split a ``torch.optim`` state dict into tensors (``{prefix}.{i}.{name}``) and JSON param groups.
+
+    The one way the trainers (policy gradients, ES, sequences) checkpoint an optimiser without pickle;
+    :func:`restore_optimizer_state` reverses it.
+    """
+    import torch
+
+    tensors = {
+        f"{prefix}.{i}.{k}": v.clone() if isinstance(v, Tensor) else torch.tensor(v)
+        for i, s in state_dict["state"].items()
+        for k, v in s.items()
+    }
+    groups = [{k: v for k, v in g.items() if k != "params"} for g in state_dict["param_groups"]]
+    return tensors, groups
+
+
+def restore_optimizer_state(
+    state_dict: dict[str, Any], tensors: dict[str, Tensor], groups: list[dict], prefix: str = "optim"
+) -> dict[str, Any]:
+    """Fill a fresh optimiser's ``state_dict()`` from what :func:`optimizer_state` saved; returns it."""
+    for i in range(len(state_dict["param_groups"][0]["params"])):
+        keys = [k for k in tensors if k.startswith(f"{prefix}.{i}.")]
+        if keys:
+            state_dict["state"][i] = {k[len(f"{prefix}.{i}.") :]: tensors[k].clone() for k in keys}
+    for group, saved in zip(state_dict["param_groups"], groups, strict=True):
+        group.update({k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
+    return state_dict
 
 
 def check_schema(value: Any, schema: dict[str, Any], where: str) -> None:

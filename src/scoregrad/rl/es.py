@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from scoregrad import es as search
 from scoregrad.interrupts import deferred_signals, terminate_as_interrupt
 from scoregrad.rl.agent import Agent, policy_config
-from scoregrad.rl.checkpoint import load_checkpoint, save_checkpoint
+from scoregrad.rl.checkpoint import load_checkpoint, optimizer_state, restore_optimizer_state, save_checkpoint
 from scoregrad.rl.config import ESConfig
 from scoregrad.rl.logger import RunLogger
 from scoregrad.rl.normalization import ObservationNormalizer
@@ -239,10 +239,8 @@ class ESTrainer:
                 tensors[f"es.{key}"] = value.clone()
             elif key != "optimizer":
                 scalars[key] = value
-        optimizer = es_state["optimizer"]
-        for i, s in optimizer["state"].items():
-            for k, v in s.items():
-                tensors[f"es.optim.{i}.{k}"] = v.clone() if isinstance(v, Tensor) else torch.tensor(v)
+        optim_tensors, param_groups = optimizer_state(es_state["optimizer"], prefix="es.optim")
+        tensors.update(optim_tensors)
         meta["training"] = {
             "seed": self.seed,
             "total_steps": self.total_steps,
@@ -250,9 +248,7 @@ class ESTrainer:
             "iteration": self.iteration,
             "recent_returns": list(self.recent_returns),
             "es": scalars,
-            "param_groups": [
-                {k: v for k, v in g.items() if k != "params"} for g in optimizer["param_groups"]
-            ],
+            "param_groups": param_groups,
             "env_spec": self.env_spec,
             "wall_time": self.wall_time,
         }
@@ -265,13 +261,9 @@ class ESTrainer:
         state.update(
             {k[3:]: v for k, v in tensors.items() if k.startswith("es.") and not k.startswith("es.optim.")}
         )
-        optimizer = self.strategy.optimizer.state_dict()
-        keys = [k for k in tensors if k.startswith("es.optim.0.")]
-        if keys:
-            optimizer["state"][0] = {k.split(".", 3)[3]: tensors[k].clone() for k in keys}
-        for group, saved in zip(optimizer["param_groups"], tr["param_groups"], strict=True):
-            group.update({k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
-        state["optimizer"] = optimizer
+        state["optimizer"] = restore_optimizer_state(
+            self.strategy.optimizer.state_dict(), tensors, tr["param_groups"], prefix="es.optim"
+        )
         self.strategy.load_state_dict(state)
         self.rollout.global_step = tr["global_step"]
         self.iteration = tr["iteration"]

@@ -14,10 +14,9 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from torch import Tensor
 
-from scoregrad.rl.checkpoint import CheckpointError, check_schema
+from scoregrad.rl.checkpoint import CheckpointError, check_schema, optimizer_state, restore_optimizer_state
 from scoregrad.rl.config import CONFIGS, CommonConfig, ConfigError, config_for
 from scoregrad.rl.normalization import ObservationNormalizer
 from scoregrad.rl.policies import space_from_json
@@ -161,10 +160,8 @@ def trainer_state(trainer: Trainer) -> tuple[dict[str, Tensor], dict[str, Any]]:
     state. The format is checked by :func:`check_run_checkpoint`.
     """
     tensors, meta = agent_state(trainer.agent)
-    opt = trainer.optimizer.state_dict()
-    for i, s in opt["state"].items():
-        for k, v in s.items():
-            tensors[f"optim.{i}.{k}"] = v.clone() if isinstance(v, Tensor) else torch.tensor(v)
+    optim_tensors, param_groups = optimizer_state(trainer.optimizer.state_dict())
+    tensors.update(optim_tensors)
     tensors["rng.torch"] = trainer.generator.get_state()
     tensors["rollout.obs"] = trainer.rollout.obs.clone()
     if trainer.rollout.action_mask is not None:
@@ -185,7 +182,7 @@ def trainer_state(trainer: Trainer) -> tuple[dict[str, Tensor], dict[str, Any]]:
         "prev_done": trainer.rollout.prev_done.tolist(),
         "episode_return": trainer.rollout.episode_return.tolist(),
         "episode_length": trainer.rollout.episode_length.tolist(),
-        "param_groups": [{k: v for k, v in g.items() if k != "params"} for g in opt["param_groups"]],
+        "param_groups": param_groups,
         "reward_normalizer": None
         if trainer.reward_normalizer is None
         else trainer.reward_normalizer.state_dict(),
@@ -200,13 +197,7 @@ def restore_trainer_state(trainer: Trainer, tensors: dict[str, Tensor], meta: di
     """Restore what :func:`trainer_state` produced into a trainer built with the same config."""
     load_policy(trainer.agent, tensors, meta)
     tr = meta["training"]
-    opt = trainer.optimizer.state_dict()
-    for i in range(len(opt["param_groups"][0]["params"])):
-        keys = [k for k in tensors if k.startswith(f"optim.{i}.")]
-        if keys:
-            opt["state"][i] = {k.split(".", 2)[2]: tensors[k].clone() for k in keys}
-    for group, saved in zip(opt["param_groups"], tr["param_groups"], strict=True):
-        group.update({k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
+    opt = restore_optimizer_state(trainer.optimizer.state_dict(), tensors, tr["param_groups"])
     trainer.optimizer.load_state_dict(opt)
     trainer.generator.set_state(tensors["rng.torch"])
     trainer.rollout.obs = tensors["rollout.obs"].clone()

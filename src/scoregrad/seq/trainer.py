@@ -30,7 +30,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from scoregrad.rl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from scoregrad.rl.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    optimizer_state,
+    restore_optimizer_state,
+    save_checkpoint,
+)
 from scoregrad.seq.advantages import advantages as compute_advantages
 from scoregrad.seq.advantages import group_std_is_zero
 from scoregrad.seq.config import SeqConfig
@@ -369,10 +375,8 @@ class Trainer:
     def state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
         """Everything needed to continue bitwise identically: ``(tensors, json_metadata)``."""
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
-        opt = self.optimizer.state_dict()
-        for i, s in opt["state"].items():
-            for k, v in s.items():
-                tensors[f"optim.{i}.{k}"] = v.clone() if isinstance(v, Tensor) else torch.tensor(v)
+        optim_tensors, param_groups = optimizer_state(self.optimizer.state_dict())
+        tensors.update(optim_tensors)
         tensors["rng.sample"] = self.sample_rng.get_state()
         tensors["rng.prompts"] = self.prompt_rng.get_state()
         tensors["prompts.order"] = self.order.clone()
@@ -384,7 +388,7 @@ class Trainer:
                 "steps": self.steps,
                 "step": self.step,
                 "position": self.position,
-                "param_groups": [{k: v for k, v in g.items() if k != "params"} for g in opt["param_groups"]],
+                "param_groups": param_groups,
             },
         }
         return tensors, meta
@@ -410,13 +414,7 @@ class Trainer:
         except RuntimeError as err:
             raise CheckpointError(f"checkpoint weights do not fit this model: {err}") from err
         tr = meta["training"]
-        opt = self.optimizer.state_dict()
-        for i in range(len(opt["param_groups"][0]["params"])):
-            keys = [k for k in tensors if k.startswith(f"optim.{i}.")]
-            if keys:
-                opt["state"][i] = {k.split(".", 2)[2]: tensors[k].clone() for k in keys}
-        for group, g in zip(opt["param_groups"], tr["param_groups"], strict=True):
-            group.update({k: tuple(v) if isinstance(v, list) else v for k, v in g.items()})
+        opt = restore_optimizer_state(self.optimizer.state_dict(), tensors, tr["param_groups"])
         self.optimizer.load_state_dict(opt)
         self.sample_rng.set_state(tensors["rng.sample"])
         self.prompt_rng.set_state(tensors["rng.prompts"])
