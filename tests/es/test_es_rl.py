@@ -70,3 +70,11 @@ def test_es_config_refuses_what_it_cannot_use():
         rl.train("CartPole-v1", algo="es", total_steps=100, strategy="cma", progress=False)
     with pytest.raises(ValueError, match="popsize must be even"):
         rl.train("CartPole-v1", algo="es", total_steps=100, popsize=9, progress=False)
+
+
+def test_es_runs_log_their_own_statistics_to_updates_csv(tmp_path):
+    rl.train("CartPole-v1", algo="es", total_steps=300, seed=0, popsize=4, out=tmp_path, progress=False)
+    header, first = (tmp_path / "updates.csv").read_text().splitlines()[:2]
+    assert header == "step,wall_time,steps_per_s,return_mean,return_max,grad_norm,sigma,learning_rate"
+    values = dict(zip(header.split(","), first.split(","), strict=True))
+    assert float(values["return_max"]) >= float(values["return_mean"]) > 0 and float(values["sigma"]) > 0

@@ -166,7 +166,13 @@ class ESTrainer:
         """
         cfg = self.config
         logger = RunLogger(
-            self.out, cfg.progress, self.total_steps, self.rollout.global_step, self.wall_time, self._resumed
+            self.out,
+            cfg.progress,
+            self.total_steps,
+            self.rollout.global_step,
+            self.wall_time,
+            self._resumed,
+            stat_columns=("return_mean", "return_max", "grad_norm", "sigma"),
         )
         try:
             with terminate_as_interrupt():

@@ -23,17 +23,15 @@ from scoregrad.rl.checkpoint import atomic_write
 __all__ = ["RunLogger", "EPISODE_COLUMNS", "UPDATE_COLUMNS", "truncate_csv"]
 
 EPISODE_COLUMNS = ["step", "wall_time", "return", "length"]
-UPDATE_COLUMNS = [
-    "step",
-    "wall_time",
-    "steps_per_s",
-    "policy_loss",
-    "value_loss",
-    "entropy",
-    "approx_kl",
-    "learning_rate",
-]
 STAT_COLUMNS = ("policy_loss", "value_loss", "entropy", "approx_kl")
+
+
+def update_columns(stat_columns: tuple[str, ...] = STAT_COLUMNS) -> list[str]:
+    """The header of ``updates.csv`` for the given update statistics."""
+    return ["step", "wall_time", "steps_per_s", *stat_columns, "learning_rate"]
+
+
+UPDATE_COLUMNS = update_columns()
 
 
 def truncate_csv(path: Path, header: list[str], max_step: int) -> int:
@@ -69,6 +67,8 @@ class RunLogger:
         wall_time: seconds of training already spent before this process (a resumed run's clock
             continues from there).
         resume: cut existing logs back to ``initial`` instead of starting new ones.
+        stat_columns: the update statistics written to ``updates.csv`` (the policy-gradient losses by
+            default; ES runs log their return mean/max, gradient norm and sigma).
     """
 
     def __init__(
@@ -79,6 +79,7 @@ class RunLogger:
         initial: int,
         wall_time: float = 0.0,
         resume: bool = False,
+        stat_columns: tuple[str, ...] = STAT_COLUMNS,
     ):
         from tqdm.auto import tqdm
 
@@ -92,7 +93,11 @@ class RunLogger:
         if out is None:
             return
         out.mkdir(parents=True, exist_ok=True)
-        for name, header in (("episodes.csv", EPISODE_COLUMNS), ("updates.csv", UPDATE_COLUMNS)):
+        self.stat_columns = tuple(stat_columns)
+        for name, header in (
+            ("episodes.csv", EPISODE_COLUMNS),
+            ("updates.csv", update_columns(self.stat_columns)),
+        ):
             path = out / name
             if resume or not path.exists():
                 truncate_csv(path, header, initial if resume else -1)
@@ -136,7 +141,7 @@ class RunLogger:
                 self.episode_csv.writerow([s, f"{elapsed:.3f}", r, n])
             self.update_csv.writerow(
                 [step, f"{elapsed:.3f}", f"{sps:.0f}"]
-                + [stats.get(k, "") for k in STAT_COLUMNS]
+                + [stats.get(k, "") for k in self.stat_columns]
                 + [learning_rate]
             )
             for f in self._files:  # a killed run keeps every finished iteration's rows
