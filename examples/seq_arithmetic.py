@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # Defaults chosen so that the RL phase has something to gain and a signal to gain it from (measured,
     # README "Sequence rewards"). With the old ones (3000 MLE steps -> ~0.80 greedy; 200 steps of 8 x 8 at
     # lr 3e-5) RL changed held-out accuracy by -0.02..0 and at lr 3e-4 it lost 0.05-0.15: the sampled
-    # reward rose but Adam, fed a 64-completion binary-reward gradient, mostly random-walked the weights.
+    # reward rose, but Adam fed a 64-completion binary-reward gradient likely mostly random-walked the weights.
     # * --pretrain-steps 2300: stops MLE in the middle of its rise (~0.2-0.4 greedy instead of ~0.8),
     #   so a greedy answer is often wrong while the right one is still sampled at temperature 1;
     # * --prompts-per-step 32 (256 completions a step): a 4x larger batch cuts the gradient noise;
