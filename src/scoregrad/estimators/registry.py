@@ -23,8 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from torch.distributions import Bernoulli, Categorical, Distribution, Independent, Normal, OneHotCategorical
+from torch.distributions import Bernoulli, Categorical, Distribution, Normal, OneHotCategorical
 
+from scoregrad.estimators.base import base_distribution
 from scoregrad.sampling import IID
 
 __all__ = ["Spec", "SPECS", "spec_of", "missing", "require", "check_sampler", "applicable"]
@@ -83,12 +84,6 @@ def spec_of(estimator: Any) -> Spec | None:
     return SPECS.get(getattr(estimator, "name", None))
 
 
-def _base(dist: Distribution) -> Distribution:
-    while isinstance(dist, Independent):
-        dist = dist.base_dist
-    return dist
-
-
 _HINTS = {
     "rsample": "Use 'score_function' (any distribution), 'exact' (small discrete support) or "
     "'gumbel_softmax' (biased relaxation)",
@@ -101,7 +96,7 @@ _HINTS = {
 
 def missing(capability: str, dist: Distribution) -> str | None:
     """Why ``dist`` lacks ``capability`` (a phrase for an error message), or None if it has it."""
-    name, base = type(dist).__name__, _base(dist)
+    name, base = type(dist).__name__, base_distribution(dist)[0]
     inside = f" (inside {name})" if base is not dist else ""
     if capability == "log_prob":
         has = type(dist).log_prob is not Distribution.log_prob

@@ -12,9 +12,10 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
+from scoregrad.baselines import broadcasts_to
 from scoregrad.estimators.base import check_finite
 from scoregrad.scg.credit import Credit
-from scoregrad.scg.node import Node, Term, bits, broadcasts_into, shape_error
+from scoregrad.scg.node import Node, Term, bits, shape_error
 from scoregrad.scg.nodes import resolve
 from scoregrad.scg.score_function import ScoreFunctionNode
 from scoregrad.scg.tracking import DependencyTracker, distribution_mask
@@ -133,7 +134,7 @@ class StochasticGraph:
     def _check_batch_shape(self, node: Node) -> None:
         for index in bits(node.ancestors):
             parent = self._node_by_index(index)
-            if not broadcasts_into(parent.shape, node.shape):
+            if not broadcasts_to(tuple(parent.shape), tuple(node.shape)):
                 raise ValueError(
                     shape_error(f"node {node.name!r}'s (plate, *batch_shape)", node.shape, parent)
                 )
@@ -166,7 +167,7 @@ class StochasticGraph:
         check_finite(value, f"cost {name!r} has")
         for index in bits(mask):
             node = self._node_by_index(index)
-            if not broadcasts_into(node.shape, value.shape):
+            if not broadcasts_to(tuple(node.shape), tuple(value.shape)):
                 raise ValueError(shape_error(f"cost {name!r}", value.shape, node))
         self._costs[name] = Term(name, value, mask)
 

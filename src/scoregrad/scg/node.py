@@ -19,12 +19,10 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
-from scoregrad.baselines import broadcasts_to
-
 if TYPE_CHECKING:
     from scoregrad.scg.credit import Credit
 
-__all__ = ["Node", "Term", "bits", "broadcasts_into", "shape_error"]
+__all__ = ["Node", "Term", "bits", "shape_error"]
 
 
 @dataclass
@@ -94,11 +92,6 @@ def bits(mask: int) -> Iterator[int]:
             yield index
         mask >>= 1
         index += 1
-
-
-def broadcasts_into(small: torch.Size, big: torch.Size) -> bool:
-    """True when ``small`` broadcasts to exactly ``big``."""
-    return broadcasts_to(tuple(small), tuple(big))
 
 
 def shape_error(what: str, shape: torch.Size, node: Node) -> str:
