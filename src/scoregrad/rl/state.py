@@ -171,7 +171,12 @@ def trainer_state(trainer: Trainer) -> tuple[dict[str, Tensor], dict[str, Any]]:
     env_state = r["env_state"]
     if env_state is None and trainer._env_state_ok:
         trainer._env_state_ok = False
-        warn_not_resumable(type(trainer.envs).__name__)
+        if trainer.rank == 0:
+            warn_not_resumable(
+                type(trainer.envs).__name__
+                if trainer.world == 1 or get_env_state(trainer.envs) is None
+                else f"{type(trainer.envs).__name__} keeps one RNG for its envs, which processes cannot split"
+            )
     meta["training"] = {
         "seed": trainer.seed,
         "total_steps": trainer.total_steps,

@@ -439,6 +439,11 @@ def train(
 ) -> Agent:
     """Train a policy by policy gradient on a Gymnasium environment.
 
+    Under ``torchrun`` every process calls ``train`` with the same arguments: ``num_envs`` and
+    ``total_steps`` count over all processes, each process steps its share of the envs, and rank 0
+    alone writes ``out`` (:mod:`scoregrad.distributed`). The result is the run one process with all the
+    envs would make (exactly, for per-env-seeded vector envs without normalisation).
+
     Args:
         env: env id (``"CartPole-v1"``, or ``"my_module:MyEnv-v0"`` to import the module that
             registers it), ``gymnasium.Env``, env factory or vector env.
@@ -467,8 +472,11 @@ def train(
         config = config_for(algo, **settings)
     elif overrides:
         raise TypeError("pass either config= or keyword overrides, not both")
+    distributed.init()  # joins torchrun's process group; nothing in a plain process
     if out is not None:
-        prepare_run_directory(Path(out), overwrite)
+        if distributed.is_main():  # rank 0 alone owns the run directory
+            prepare_run_directory(Path(out), overwrite)
+        distributed.barrier()
     if algo == "es":  # evolution strategies: scoregrad.rl.es (policy search, no policy gradient)
         from scoregrad.rl.es import train_es
 
