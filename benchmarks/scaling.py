@@ -9,8 +9,8 @@ and rank 0 writes its measurements. Workloads:
 
 * ``ppo-cartpole``: PPO with the CartPole-v1 preset, 100k steps: steps/s, time to solve (the 20
   most recent episodes average >= 475), final deterministic return (20 episodes);
-* ``ppo-mujoco``: PPO on HalfCheetah-v5 (env stepping dominates): 8 envs x 256 steps, 10 epochs of 4
-  minibatches, 41k steps: steps/s, split into collection and update;
+* ``ppo-mujoco``: PPO on HalfCheetah-v5 (env stepping dominates): 16 envs x 128 steps, 10 epochs of 2
+  minibatches (20 optimiser steps, so 20 gradient exchanges, per 2048 steps), 41k steps: steps/s;
 * ``es``: OpenAI-ES on a 1000-D function whose evaluation costs about 1 ms (8 matrix-vector products
   with a fixed 1000 x 1000 matrix), 96 candidates, 15 generations: generations/s;
 * ``comm``: the collectives' cost here: latency of an all-reduce/all-gather of a few numbers, of a
@@ -36,7 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, markdown_table, save, table  # noqa: E402
 
 ES_DIM, ES_POP, ES_GENERATIONS, ES_MATVECS = 1000, 96, 15, 8
-MUJOCO = dict(num_envs=8, num_steps=256, update_epochs=10, num_minibatches=4, norm_obs=True, norm_reward=True)
+MUJOCO = dict(
+    num_envs=16, num_steps=128, update_epochs=10, num_minibatches=2, norm_obs=True, norm_reward=True
+)
 
 
 # ----------------------------------------------------------------------------------------- workers
@@ -158,7 +160,7 @@ def worker_comm(gradient_floats: int) -> dict:
     return {
         "all_reduce_small": latency(lambda: dist.all_reduce(small)),
         "all_gather_small": latency(lambda: dist.all_gather(out, small)),
-        "all_reduce_gradient": latency(lambda: dist.all_reduce(grad)),
+        "gradient_exchange": latency(lambda: distributed.all_reduce_sum([grad])),
         "all_reduce_4MB": latency(lambda: dist.all_reduce(big), 20),
         "gradient_bytes": 4 * gradient_floats,
     }
@@ -199,20 +201,28 @@ def model(constants: dict, processes: list[int]) -> dict:
     for the whole population (it rebuilds all perturbations from seeds), ``a_g`` one step of the ring
     all-gather of the losses (latency-bound: 8 bytes per candidate).
     PPO, per iteration with a fixed number of envs per process:
-        T(W) = C + U + R + m (2 (W - 1) a_r + 2 (W - 1) / W * b / B) + (W - 1) a_g
-    where ``C`` and ``U`` are one process's collection and update compute (measured with 2 processes),
-    ``R`` the union-batch work every process repeats, ``m`` the optimiser steps (all-reduces of ``b``
-    gradient bytes, ring algorithm: 2 (W - 1) steps of latency ``a_r``, bandwidth ``B``).
+        T(W) = X + m x(W) + 3 (W - 1) a_g,   E(W) = X / T(W)
+    where ``X`` is one process's compute per iteration (collection and its share of the update,
+    measured with 2 processes less their measured communication), ``m`` the optimiser steps per
+    iteration, each exchanging ``b`` gradient bytes: ``x(W) = (W - 1) (a_g + b / B)`` while
+    ``W b <= 1 MB`` (all-gather and a local sum, as :func:`scoregrad.distributed.all_reduce_sum`
+    does), else a ring all-reduce ``2 (W - 1) (a_r + b / (W B))``; and three per-iteration all-gathers
+    (rollouts, episodes, normalisers). ``a_g``/``a_r``: latency of one step of an all-gather/all-reduce
+    (measured with 2 processes), ``B``: bandwidth.
     """
     c = constants
     a_r, a_g, bandwidth = c["all_reduce_small"] / 2, c["all_gather_small"], c["bandwidth"]
     k, t, s = c["es_candidates_per_process"], c["eval_seconds"], c["serial_seconds_per_candidate"]
     ppo = c["ppo"]
+    b = ppo["gradient_bytes"]
     out = {}
     for w in processes:
         es_t = k * t + k * w * s + (w - 1) * a_g
-        comm = ppo["updates"] * (2 * (w - 1) * a_r + 2 * (w - 1) / w * ppo["gradient_bytes"] / bandwidth)
-        ppo_t = ppo["compute"] + comm + (w - 1) * a_g
+        if w * b <= 1 << 20:
+            exchange = (w - 1) * (a_g + b / bandwidth)
+        else:
+            exchange = 2 * (w - 1) * (a_r + b / (w * bandwidth))
+        ppo_t = ppo["compute"] + ppo["updates"] * exchange + 3 * (w - 1) * a_g
         out[w] = {"es": (k * t + k * s) / es_t, "ppo": ppo["compute"] / ppo_t}
     return out
 
@@ -271,8 +281,8 @@ def main() -> None:
         w2 = results["ppo-mujoco"][max(procs)]
         per_iteration = w2["seconds"] / w2["iterations"]
         constants = {
-            **{k: comm[k] for k in ("all_reduce_small", "all_gather_small", "all_reduce_gradient")},
-            "bandwidth": 2 * (1 << 22) / max(comm["all_reduce_4MB"] - comm["all_reduce_small"], 1e-9),
+            **{k: comm[k] for k in ("all_reduce_small", "all_gather_small", "gradient_exchange")},
+            "bandwidth": (1 << 22) / max(comm["all_reduce_4MB"] - comm["all_reduce_small"], 1e-9),
             "es_candidates_per_process": ES_POP // max(procs),
             **serial,
             "ppo": {
@@ -280,8 +290,8 @@ def main() -> None:
                 "gradient_bytes": 4 * w2["parameters"],
                 # compute per iteration with 2 processes, less what the model counts as communication
                 "compute": per_iteration
-                - w2["updates"] / w2["iterations"] * comm["all_reduce_gradient"]
-                - comm["all_gather_small"],
+                - w2["updates"] / w2["iterations"] * comm["gradient_exchange"]
+                - 3 * comm["all_gather_small"],
             },
         }
         predicted = model(constants, [2, 8, 64, 512])
