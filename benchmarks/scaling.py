@@ -7,10 +7,15 @@ For each workload the driver launches ``torchrun --standalone --nproc_per_node=W
 worker mode, once per ``W``, one at a time; the worker times the training itself (not the start-up)
 and rank 0 writes its measurements. Workloads:
 
-* ``ppo-cartpole``: PPO with the CartPole-v1 preset, 100k steps: steps/s, time to solve (the 20
-  most recent episodes average >= 475), final deterministic return (20 episodes);
-* ``ppo-mujoco``: PPO on HalfCheetah-v5 (env stepping dominates): 16 envs x 128 steps, 10 epochs of 2
-  minibatches (20 optimiser steps, so 20 gradient exchanges, per 2048 steps), 41k steps: steps/s;
+* ``machine``: each process alone on the same work, no collective: this machine's own ceiling;
+* ``ppo-cartpole``: PPO with the CartPole-v1 preset (32 envs per process), 100k steps per process:
+  steps/s, time to solve (the 20 most recent episodes average >= 475), final return (20 episodes);
+* ``ppo-mujoco``: PPO on HalfCheetah-v5 (env stepping dominates): 16 envs per process x 128 steps,
+  10 epochs of 2 minibatches (20 optimiser steps, so 20 gradient exchanges, per iteration), 41k steps
+  per process: steps/s. PPO is weak-scaled, as data-parallel PPO is used (CleanRL's multi-GPU PPO):
+  each process keeps one process's envs and minibatch size, so W processes learn from W times the
+  data per update; splitting one process's small minibatches instead saves little, because an
+  optimiser step on a 64-unit MLP costs its fixed overhead whatever the rows;
 * ``es``: OpenAI-ES on a 1000-D function whose evaluation costs about 1 ms (8 matrix-vector products
   with a fixed 1000 x 1000 matrix), 96 candidates, 15 generations: generations/s;
 * ``comm``: the collectives' cost here: latency of an all-reduce/all-gather of a few numbers, of a
@@ -127,6 +132,7 @@ def serial_es_costs() -> dict:
     """One process: seconds per candidate of the function (t) and of ask+tell+step (s, done by every process)."""
     from scoregrad import es as search
 
+    torch.set_num_threads(1)  # as in the workers
     X = torch.randn(ES_POP, ES_DIM)
     t0 = time.perf_counter()
     es_function(X)
@@ -166,17 +172,43 @@ def worker_comm(gradient_floats: int) -> dict:
     }
 
 
+def worker_machine() -> dict:
+    """Each process alone, no collective: what this machine gives W processes of the same work.
+
+    ``es_seconds``: 480 evaluations of :func:`es_function`; ``mujoco_seconds``: 16 HalfCheetah-v5 envs,
+    300 random steps. Run by 1 and by W processes at once, the ratio is the machine's own ceiling on
+    parallel efficiency (2 vCPUs that share a physical core give far less than 2x).
+    """
+    import gymnasium as gym
+    import numpy as np
+
+    X = torch.randn(480, ES_DIM)
+    t0 = time.perf_counter()
+    es_function(X)
+    es_seconds = time.perf_counter() - t0
+    envs = gym.make_vec("HalfCheetah-v5", num_envs=16, vectorization_mode="sync")
+    envs.reset(seed=0)
+    rng = np.random.default_rng(0)
+    t0 = time.perf_counter()
+    for _ in range(300):
+        envs.step(rng.uniform(-1, 1, (16, 6)).astype(np.float32))
+    return {"es_seconds": es_seconds, "mujoco_seconds": time.perf_counter() - t0, "seconds": 0.0}
+
+
 def run_worker(kind: str, out: Path) -> None:
     from scoregrad import distributed
 
     torch.set_num_threads(1)
     distributed.init()
+    w = distributed.world_size()  # PPO: weak scaling, each process keeps the envs one process has
     if kind == "ppo-cartpole":
-        result = worker_ppo("CartPole-v1", 100_000, {}, preset=True)
+        result = worker_ppo("CartPole-v1", 100_000 * w, {"num_envs": 32 * w}, preset=True)
     elif kind == "ppo-mujoco":
-        result = worker_ppo("HalfCheetah-v5", 40_960, MUJOCO, preset=False)
+        result = worker_ppo("HalfCheetah-v5", 40_960 * w, {**MUJOCO, "num_envs": 16 * w}, preset=False)
     elif kind == "es":
         result = worker_es()
+    elif kind == "machine":
+        result = worker_machine()
     else:
         result = worker_comm(int(os.environ.get("GRADIENT_FLOATS", "10000")))
     if distributed.is_main():
@@ -233,7 +265,7 @@ def main() -> None:
     )
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--only", default="comm,es,ppo-mujoco,ppo-cartpole")
+    parser.add_argument("--only", default="machine,comm,es,ppo-mujoco,ppo-cartpole")
     parser.add_argument("--procs", default="1,2")
     parser.add_argument("--name", default="scaling")
     args = parser.parse_args()
@@ -251,7 +283,7 @@ def main() -> None:
             }
     rows = []
     for kind, by_w in results.items():
-        if kind == "comm":
+        if kind in ("comm", "machine"):
             continue
         rate = "generations_per_s" if kind == "es" else "steps_per_s"
         base = by_w[min(by_w)][rate]
@@ -270,6 +302,11 @@ def main() -> None:
             )
     columns = ["workload", "processes", "rate", "unit", "seconds", "efficiency", "solve_s", "final_return"]
     formats = {"rate": ".1f", "seconds": ".1f", "efficiency": ".2f", "solve_s": ".1f", "final_return": ".1f"}
+    if "machine" in results:
+        m = results["machine"]
+        for key in ("es_seconds", "mujoco_seconds"):
+            ceiling = {w: m[min(m)][key] / m[w][key] for w in sorted(m)}
+            print(f"machine ceiling ({key.split('_')[0]}: each process alone, same work):", ceiling)
     print(table(rows, columns, formats))
     payload: dict = {
         "results": {k: {str(w): r for w, r in v.items()} for k, v in results.items()},
