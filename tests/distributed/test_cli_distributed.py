@@ -101,3 +101,33 @@ def test_nproc_must_match_the_processes_torchrun_started(monkeypatch, capsys):
     monkeypatch.setenv("WORLD_SIZE", "4")
     assert main(["train", "CartPole-v1", "--steps", "100", "--nproc", "2"]) == 2
     assert "--nproc 2, but torchrun started 4 processes" in capsys.readouterr().err
+
+
+def test_sigterm_to_nproc_saves_a_checkpoint_and_exits_143(tmp_path):
+    run = tmp_path / "run"
+    environ = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "scoregrad",
+        *TRAIN,
+        "--steps",
+        "10000000",
+        "--out",
+        str(run),
+        "--nproc",
+        "2",
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ, cwd=ROOT
+    )
+    deadline = time.monotonic() + 120
+    while not (run / "checkpoints").exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(1)
+    proc.terminate()  # SIGTERM to the launcher, which passes it to torchrun, which passes it to both
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err[-2000:]
+    assert "interrupted: checkpoint saved" in out
+    assert saved_step(run) > 0
+    rl.load(run)
