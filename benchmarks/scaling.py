@@ -1,6 +1,6 @@
 """Scale-out: 1 and 2 processes under torchrun (gloo) for PPO and ES, and a cost model for more.
 
-    python benchmarks/scaling.py                       # everything (about 15 minutes on 2 cores)
+    python benchmarks/scaling.py                       # everything, 3 repeats (about 8 minutes on 2 cores)
     python benchmarks/scaling.py --only es,comm --procs 1,2
 
 For each workload the driver launches ``torchrun --standalone --nproc_per_node=W`` on this script in
@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -60,6 +61,8 @@ def worker_ppo(env: str, steps: int, overrides: dict, preset: bool) -> dict:
         "progress": False,
         "torch_threads": 1,
     }
+    warm_up = config_for("ppo", **{**settings, "num_steps": 8})  # first calls import and initialise
+    Trainer(env, "ppo", warm_up, seed=0, total_steps=8 * settings["num_envs"]).run()
     trainer = Trainer(env, "ppo", config_for("ppo", **settings), seed=0, total_steps=steps)
     update_seconds, solved_at = [0.0], [None]
     original = trainer._update
@@ -115,7 +118,10 @@ es_function.matrix = torch.randn(ES_DIM, ES_DIM, generator=torch.Generator().man
 def worker_es() -> dict:
     from scoregrad import es as search
 
-    start = time.perf_counter()
+    search.minimize(
+        lambda X: X.square().sum(1), torch.zeros(ES_DIM), method="openes", popsize=ES_POP, budget=ES_POP
+    )
+    start = time.perf_counter()  # after a warm-up: first calls import and initialise (about 1.5 s)
     res = search.minimize(
         es_function, torch.zeros(ES_DIM), method="openes", sigma0=0.05, popsize=ES_POP,
         budget=ES_POP * ES_GENERATIONS, seed=0,
@@ -213,6 +219,7 @@ def run_worker(kind: str, out: Path) -> None:
         result = worker_comm(int(os.environ.get("GRADIENT_FLOATS", "10000")))
     if distributed.is_main():
         out.write_text(json.dumps({**result, "processes": distributed.world_size()}))
+    distributed.barrier()
 
 
 # ----------------------------------------------------------------------------------------- driver
@@ -259,6 +266,14 @@ def model(constants: dict, processes: list[int]) -> dict:
     return out
 
 
+def _medians(runs: list[dict]) -> dict:
+    """Each number's median over the repeats (None where any repeat has none)."""
+    return {
+        k: statistics.median(r[k] for r in runs) if all(r.get(k) is not None for r in runs) else None
+        for k in runs[0]
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -268,6 +283,7 @@ def main() -> None:
     parser.add_argument("--only", default="machine,comm,es,ppo-mujoco,ppo-cartpole")
     parser.add_argument("--procs", default="1,2")
     parser.add_argument("--name", default="scaling")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each (workload, processes); medians")
     args = parser.parse_args()
     if args.worker:
         run_worker(args.worker, args.json)
@@ -276,11 +292,15 @@ def main() -> None:
 
     kinds, procs = args.only.split(","), [int(p) for p in args.procs.split(",")]
     results: dict[str, dict[int, dict]] = {}
+    runs: dict[str, dict[int, list[dict]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for kind in kinds:
-            results[kind] = {
-                w: launch(kind, w, Path(tmp)) for w in (procs if kind != "comm" else [max(procs)])
-            }
+        # 1 and W processes alternate, `repeats` times: this VM's speed drifts by up to 2x within minutes
+        for _ in range(args.repeats):
+            for kind in kinds:
+                for w in procs if kind != "comm" else [max(procs)]:
+                    runs.setdefault(kind, {}).setdefault(w, []).append(launch(kind, w, Path(tmp)))
+    for kind, by_w in runs.items():  # each measurement's median over the repeats
+        results[kind] = {w: _medians(rs) for w, rs in by_w.items()}
     rows = []
     for kind, by_w in results.items():
         if kind in ("comm", "machine"):
@@ -310,6 +330,7 @@ def main() -> None:
     print(table(rows, columns, formats))
     payload: dict = {
         "results": {k: {str(w): r for w, r in v.items()} for k, v in results.items()},
+        "runs": {k: {str(w): r for w, r in v.items()} for k, v in runs.items()},
         "rows": rows,
     }
     if "comm" in results and "es" in results and "ppo-mujoco" in results:

@@ -25,6 +25,7 @@ per env step.
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -97,7 +98,15 @@ def init(timeout: float | None = None, backend: str | None = None) -> int:
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout))
+    atexit.register(_shutdown)  # a process that ends before the others must not abort in gloo's threads
     return world_size()
+
+
+def _shutdown() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def world_size() -> int:
