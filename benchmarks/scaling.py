@@ -169,7 +169,17 @@ def worker_comm(gradient_floats: int) -> dict:
 
     small, grad, big = torch.zeros(8), torch.zeros(gradient_floats), torch.zeros(1 << 20)
     out = [torch.zeros(8) for _ in range(distributed.world_size())]
+    A = torch.randn(256, 256)
+
+    def busy() -> None:  # about a millisecond of compute, as between two optimiser steps
+        for _ in range(20):
+            A @ A
+
+    alone = latency(busy, 50)
     return {
+        # an exchange between bursts of compute, as in training, less the compute itself: what a
+        # collective costs when every vCPU is busy (far more than when they idle, on this VM)
+        "gradient_exchange_busy": latency(lambda: (busy(), distributed.all_reduce_sum([grad])), 50) - alone,
         "all_reduce_small": latency(lambda: dist.all_reduce(small)),
         "all_gather_small": latency(lambda: dist.all_gather(out, small)),
         "gradient_exchange": latency(lambda: distributed.all_reduce_sum([grad])),
@@ -243,7 +253,8 @@ def model(constants: dict, processes: list[int]) -> dict:
         T(W) = X + m x(W) + 3 (W - 1) a_g,   E(W) = X / T(W)
     where ``X`` is one process's compute per iteration (collection and its share of the update,
     measured with 2 processes less their measured communication), ``m`` the optimiser steps per
-    iteration, each exchanging ``b`` gradient bytes: ``x(W) = (W - 1) (a_g + b / B)`` while
+    iteration, each exchanging ``b`` gradient bytes: ``x(W) = (W - 1) x_2`` (``x_2``: one exchange
+    between two processes, measured between bursts of compute) while
     ``W b <= 1 MB`` (all-gather and a local sum, as :func:`scoregrad.distributed.all_reduce_sum`
     does), else a ring all-reduce ``2 (W - 1) (a_r + b / (W B))``; and three per-iteration all-gathers
     (rollouts, episodes, normalisers). ``a_g``/``a_r``: latency of one step of an all-gather/all-reduce
@@ -257,8 +268,8 @@ def model(constants: dict, processes: list[int]) -> dict:
     out = {}
     for w in processes:
         es_t = k * t + k * w * s + (w - 1) * a_g
-        if w * b <= 1 << 20:
-            exchange = (w - 1) * (a_g + b / bandwidth)
+        if w * b <= 1 << 20:  # one step per other process, at the latency measured while computing
+            exchange = (w - 1) * c.get("gradient_exchange_busy", a_g + b / bandwidth)
         else:
             exchange = 2 * (w - 1) * (a_r + b / (w * bandwidth))
         ppo_t = ppo["compute"] + ppo["updates"] * exchange + 3 * (w - 1) * a_g
@@ -327,7 +338,8 @@ def main() -> None:
         for key in ("es_seconds", "mujoco_seconds"):
             ceiling = {w: m[min(m)][key] / m[w][key] for w in sorted(m)}
             print(f"machine ceiling ({key.split('_')[0]}: each process alone, same work):", ceiling)
-    print(table(rows, columns, formats))
+    if rows:
+        print(table(rows, columns, formats))
     payload: dict = {
         "results": {k: {str(w): r for w, r in v.items()} for k, v in results.items()},
         "runs": {k: {str(w): r for w, r in v.items()} for k, v in runs.items()},
@@ -339,7 +351,15 @@ def main() -> None:
         w2 = results["ppo-mujoco"][max(procs)]
         per_iteration = w2["seconds"] / w2["iterations"]
         constants = {
-            **{k: comm[k] for k in ("all_reduce_small", "all_gather_small", "gradient_exchange")},
+            **{
+                k: comm[k]
+                for k in (
+                    "all_reduce_small",
+                    "all_gather_small",
+                    "gradient_exchange",
+                    "gradient_exchange_busy",
+                )
+            },
             "bandwidth": (1 << 22) / max(comm["all_reduce_4MB"] - comm["all_reduce_small"], 1e-9),
             "es_candidates_per_process": ES_POP // max(procs),
             **serial,
@@ -348,7 +368,7 @@ def main() -> None:
                 "gradient_bytes": 4 * w2["parameters"],
                 # compute per iteration with 2 processes, less what the model counts as communication
                 "compute": per_iteration
-                - w2["updates"] / w2["iterations"] * comm["gradient_exchange"]
+                - w2["updates"] / w2["iterations"] * comm["gradient_exchange_busy"]
                 - 3 * comm["all_gather_small"],
             },
         }
@@ -362,7 +382,8 @@ def main() -> None:
                 {"es": ".2f", "ppo": ".2f"},
             )
         )
-    save(args.name, payload, markdown=markdown_table(rows, columns, formats), packages=["torch", "gymnasium"])
+    markdown = markdown_table(rows, columns, formats) if rows else None
+    save(args.name, payload, markdown=markdown, packages=["torch", "gymnasium"])
     print(json.dumps(machine(["torch"]), indent=1))
 
 
