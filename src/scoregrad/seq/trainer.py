@@ -9,6 +9,8 @@ optimiser steps on :func:`~scoregrad.seq.policy_loss`, accumulating gradients ov
 On-policy (one update per generation, one micro-batch) and with a model that implements the KV-cache
 protocol, the loss reuses the sampling pass's log-probs with their autograd graph instead of running
 the model a second time (``sampling_graph``): the backward pass goes through the cached decoding.
+When a batch's completions grow past :data:`GRAPH_MAX_NEW_TOKENS` tokens, generation drops that graph
+and the loss runs one teacher-forced forward pass instead.
 
 The state that a restart needs (weights, optimiser moments, both RNGs, the prompt order, counters)
 goes into a safetensors checkpoint through :mod:`scoregrad.rl.checkpoint`; a resumed run on CPU
@@ -46,9 +48,11 @@ from scoregrad.seq.losses import kl_penalty, policy_loss
 __all__ = ["Trainer", "train", "RewardError"]
 
 KIND = "scoregrad.seq"
-#: Longest completions for which the trainer keeps the sampling graph by default. Measured on a 2-layer
-#: d=128 GPT-2 at 8 new tokens the graph saves ~10-40% of a step; on a 4-layer d=256 one at 32 new tokens
-#: it cost ~15% more time and ~20% more memory than one teacher-forced forward (benchmarks/seq_vs_trl.py).
+#: Longest completions for which the trainer keeps the sampling graph by default (``generate``'s
+#: ``graph_max_tokens``): the saved keys and values grow as the square of the length. Measured
+#: (benchmarks/seq_vs_trl.py): with completions of ~5 tokens the graph saves 30-45% of a step on GPT-2s of
+#: 2 layers d=128 and 4 layers d=256; with 32-token completions it cost ~15% more time and ~20% more
+#: memory than one teacher-forced forward pass.
 GRAPH_MAX_NEW_TOKENS = 16
 RewardFn = Callable[[Any, Any], Any]
 
@@ -118,6 +122,22 @@ def _check_rewards(values: Any, name: str, n: int, num_samples: int) -> tuple[Te
     return rewards, valid
 
 
+def _use_sampling_graph(config: SeqConfig, model: nn.Module) -> bool:
+    """Whether the loss can reuse the sampling pass's graph: on-policy, one micro-batch (and a KV cache, by default)."""
+    whole_batch = config.micro_batch_size in (0, None) or (
+        config.micro_batch_size >= config.prompts_per_step * config.num_samples
+    )
+    possible = config.updates_per_generation == 1 and whole_batch
+    if config.sampling_graph is None:  # measured: backward through a full-prefix decode is not worth it
+        return possible and isinstance(model, SupportsKVCache)
+    if config.sampling_graph and not possible:
+        raise ValueError(
+            "sampling_graph: needs updates_per_generation == 1 and one micro-batch (the graph is that of the "
+            "weights that sampled, for the whole batch)"
+        )
+    return config.sampling_graph
+
+
 class Trainer:
     """Train ``model`` on ``reward_fn`` of its completions of ``prompts``; see :func:`train`."""
 
@@ -177,24 +197,9 @@ class Trainer:
         self.position = 0
         self.step = 0
         self.history: list[dict[str, float]] = []
-        n = config.prompts_per_step * config.num_samples
-        mb = config.micro_batch_size or n
-        graph = config.sampling_graph
-        if (
-            graph is None
-        ):  # measured: faster and leaner for short completions only (the saved keys grow as L^2)
-            graph = (
-                config.updates_per_generation == 1
-                and mb >= n
-                and isinstance(model, SupportsKVCache)
-                and config.max_new_tokens <= GRAPH_MAX_NEW_TOKENS
-            )
-        elif graph and (config.updates_per_generation != 1 or mb < n):
-            raise ValueError(
-                "sampling_graph: needs updates_per_generation == 1 and one micro-batch (the graph is that of the "
-                "weights that sampled, for the whole batch)"
-            )
-        self.sampling_graph = bool(graph)
+        self.sampling_graph = _use_sampling_graph(config, model)
+        # the automatic choice keeps the graph for short completions only (see GRAPH_MAX_NEW_TOKENS)
+        self.graph_max_tokens = GRAPH_MAX_NEW_TOKENS if config.sampling_graph is None else None
 
     # ------------------------------------------------------------------ phases
     def _next_prompts(self) -> list[int]:
@@ -261,6 +266,7 @@ class Trainer:
         rollout = generate(
             self.model, prompts, c.num_samples, c.max_new_tokens, c.temperature, c.eos_id, c.pad_id,
             top_k=c.top_k, top_p=c.top_p, generator=self.sample_rng, keep_graph=self.sampling_graph,
+            graph_max_tokens=self.graph_max_tokens,
         )  # fmt: skip
         # --- rewards
         rewards, valid, named = self._score(prompt_idx, rollout.completions, rollout.mask, c.num_samples)
