@@ -75,5 +75,8 @@ def test_classifier_f1_example_short(example):
 def test_gpt2_example_short(example):
     pytest.importorskip("transformers")
     gpt2 = example("seq_gpt2")
-    results = gpt2.main(["--pretrain-steps", "3", "--steps", "2", "--eval-size", "8"])
-    assert 0 <= results["after"] <= 1
+    assert gpt2.standard_error(0.5, 100) == pytest.approx(0.05) and gpt2.standard_error(1.0, 10) == 0.0
+    results = gpt2.main(
+        ["--pretrain-steps", "3", "--steps", "2", "--prompts-per-step", "2", "--eval-size", "8"]
+    )
+    assert results["eval_size"] == 8 and all(0 <= results[k] <= 1 for k in ("before", "after"))
