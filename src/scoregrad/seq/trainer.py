@@ -24,7 +24,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +42,8 @@ from scoregrad.rl.checkpoint import (
 from scoregrad.seq.advantages import advantages as compute_advantages
 from scoregrad.seq.advantages import group_std_is_zero
 from scoregrad.seq.config import SeqConfig
-from scoregrad.seq.generation import SupportsKVCache, generate, pad_prompts, token_log_probs
-from scoregrad.seq.losses import kl_penalty, policy_loss
+from scoregrad.seq.generation import Rollout, SupportsKVCache, generate, pad_prompts, token_log_probs
+from scoregrad.seq.losses import LossTerms, kl_penalty, policy_loss
 
 __all__ = ["Trainer", "train", "RewardError"]
 
@@ -120,6 +120,56 @@ def _check_rewards(values: Any, name: str, n: int, num_samples: int) -> tuple[Te
             )
         rewards[i] = float(v)
     return rewards, valid
+
+
+@dataclass
+class _UpdateStats:
+    """What the update phase of one step measured: the loss of each update, and row-weighted sums of the rest."""
+
+    losses: list[float] = field(default_factory=list)
+    rows: int = 0
+    updates: int = 0
+    clip_fraction: float = 0.0
+    kl: float = 0.0
+    entropy: float = 0.0
+
+    def add(self, terms: LossTerms, rows: int) -> None:
+        self.losses.append(float(terms.loss.detach()))
+        self.rows += rows
+        self.clip_fraction += terms.clip_fraction * rows
+        self.kl += terms.kl * rows
+        self.entropy += terms.entropy * rows
+
+
+def _step_metrics(
+    rollout: Rollout, rewards: Tensor, valid: Tensor, zero_spread: Tensor, stats: _UpdateStats, elapsed: float
+) -> dict[str, float]:
+    """One step's metrics, under the names TRL users look for."""
+    count = max(stats.rows, 1)
+    v = rewards[valid]
+    return {
+        "reward": float(v.mean()) if v.numel() else float("nan"),
+        "reward_std": float(v.std()) if v.numel() > 1 else 0.0,
+        "frac_reward_zero_std": float(zero_spread.float().mean()),
+        "frac_reward_none": float((~valid).float().mean()),
+        "loss": sum(stats.losses) / max(stats.updates, 1) if stats.losses else 0.0,
+        "clip_ratio": stats.clip_fraction / count,
+        "entropy": stats.entropy / count,
+        "completion_length": float(rollout.lengths.float().mean()),
+        "truncation_rate": float(rollout.truncated.float().mean()),
+        "tokens_per_s": float(rollout.mask.sum()) / elapsed,
+        "step_time": elapsed,
+        "kl": stats.kl / count,
+    }
+
+
+def _named_reward_metrics(named: dict[str, tuple[Tensor, Tensor]]) -> dict[str, float]:
+    out = {}
+    for name, (values, ok) in named.items():
+        x = values[ok]
+        out[f"rewards/{name}/mean"] = float(x.mean()) if x.numel() else float("nan")
+        out[f"rewards/{name}/std"] = float(x.std()) if x.numel() > 1 else 0.0
+    return out
 
 
 def _use_sampling_graph(config: SeqConfig, model: nn.Module) -> bool:
@@ -258,98 +308,88 @@ class Trainer:
 
     def train_step(self) -> dict[str, float]:
         """One generation and its updates; returns the step's metrics."""
-        c = self.config
         start = time.perf_counter()
         prompt_idx = self._next_prompts()
-        prompts = [self.prompts[i] for i in prompt_idx]
-        # --- rollout
-        rollout = generate(
-            self.model, prompts, c.num_samples, c.max_new_tokens, c.temperature, c.eos_id, c.pad_id,
-            top_k=c.top_k, top_p=c.top_p, generator=self.sample_rng, keep_graph=self.sampling_graph,
-            graph_max_tokens=self.graph_max_tokens,
-        )  # fmt: skip
-        # --- rewards
-        rewards, valid, named = self._score(prompt_idx, rollout.completions, rollout.mask, c.num_samples)
-        rewards, valid = rewards.to(self.device, torch.float32), valid.to(self.device)
-        metrics: dict[str, float] = {}
-        if c.kl_coef > 0 and c.kl_in_reward:
-            with torch.no_grad():
-                ref_lp, _ = token_log_probs(self.ref_model, rollout)
-            kl = kl_penalty(rollout.log_probs, ref_lp, "k1").mul(rollout.mask).sum(-1)
-            rewards = rewards - c.kl_coef * kl
-            metrics["kl"] = float(kl.mean())
+        rollout = self._generate(prompt_idx)  # --- rollout
+        rewards, valid, named, reward_kl = self._rewards(prompt_idx, rollout)  # --- rewards
         baseline = None
-        if self.loss_settings["advantage"] == "scst":  # self-critical: the greedy decode's reward
-            with torch.no_grad():
-                greedy = generate(self.model, prompts, 1, c.max_new_tokens, 0.0, c.eos_id, c.pad_id)
-            baseline, greedy_valid, _ = self._score(prompt_idx, greedy.completions, greedy.mask, 1)
-            baseline = baseline.to(self.device, torch.float32)
-            valid = valid & greedy_valid.to(self.device)[rollout.group]
-        # --- advantages
-        adv = compute_advantages(
+        if self.loss_settings["advantage"] == "scst":
+            baseline, greedy_valid = self._greedy_rewards(prompt_idx)
+            valid = valid & greedy_valid[rollout.group]
+        adv = compute_advantages(  # --- advantages
             rewards, rollout.group, self.loss_settings["advantage"], baseline_rewards=baseline, valid=valid
         )
         zero_spread = group_std_is_zero(rewards, rollout.group, valid)
         keep = valid & ~zero_spread if self.loss_settings["drop_zero_spread"] else valid
         rows = torch.nonzero(keep).squeeze(-1)
-        # --- update
-        losses, clip_fractions, kls, entropies = [], [], [], []
-        if rows.numel():
-            batch = rollout.select(rows) if rows.numel() < rollout.num_completions else rollout
-            batch_adv = adv[rows]
-            mask = batch.mask & ~batch.truncated.unsqueeze(-1) if c.mask_truncated else batch.mask
-            normaliser = {"sequences": float(rows.numel()), "tokens": float(mask.sum().clamp(min=1))}
-            mb = c.micro_batch_size or rows.numel()
-            for _ in range(c.updates_per_generation):
-                self.optimizer.zero_grad(set_to_none=True)
-                for lo in range(0, rows.numel(), mb):
-                    part = torch.arange(lo, min(lo + mb, rows.numel()), device=self.device)
-                    sub = batch if part.numel() == rows.numel() else batch.select(part)
-                    terms = policy_loss(
-                        self.model,
-                        sub,
-                        batch_adv[part],
-                        **self._loss_kwargs(),
-                        normaliser=normaliser,
-                        return_terms=True,
-                    )
-                    terms.loss.backward()
-                    losses.append(float(terms.loss.detach()))
-                    clip_fractions.append(terms.clip_fraction * part.numel())
-                    kls.append(terms.kl * part.numel())
-                    entropies.append(terms.entropy * part.numel())
-                if c.max_grad_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.max_grad_norm)
-                self.optimizer.step()
+        stats = self._update(rollout, adv, rows)  # --- update
         rollout.sampled_log_probs = rollout.sampled_entropy = None  # free the graph
         self.step += 1
         elapsed = time.perf_counter() - start
-        # --- metrics (the names TRL users look for)
-        count = max(rows.numel() * c.updates_per_generation, 1)
-        v = rewards[valid]
-        metrics.update(
-            {
-                "reward": float(v.mean()) if v.numel() else float("nan"),
-                "reward_std": float(v.std()) if v.numel() > 1 else 0.0,
-                "frac_reward_zero_std": float(zero_spread.float().mean()),
-                "frac_reward_none": float((~valid).float().mean()),
-                "loss": sum(losses) / max(c.updates_per_generation, 1) if losses else 0.0,
-                "clip_ratio": sum(clip_fractions) / count,
-                "entropy": sum(entropies) / count,
-                "completion_length": float(rollout.lengths.float().mean()),
-                "truncation_rate": float(rollout.truncated.float().mean()),
-                "tokens_per_s": float(rollout.mask.sum()) / elapsed,
-                "step_time": elapsed,
-            }
-        )
-        if "kl" not in metrics:
-            metrics["kl"] = sum(kls) / count
+        metrics = _step_metrics(rollout, rewards, valid, zero_spread, stats, elapsed)  # --- metrics
+        if reward_kl is not None:
+            metrics["kl"] = reward_kl
         if len(self.rewards) > 1:
-            for name, (values, ok) in named.items():
-                x = values[ok]
-                metrics[f"rewards/{name}/mean"] = float(x.mean()) if x.numel() else float("nan")
-                metrics[f"rewards/{name}/std"] = float(x.std()) if x.numel() > 1 else 0.0
+            metrics.update(_named_reward_metrics(named))
         return metrics
+
+    def _generate(self, prompt_idx: list[int]) -> Rollout:
+        c = self.config
+        return generate(
+            self.model, [self.prompts[i] for i in prompt_idx], c.num_samples, c.max_new_tokens, c.temperature,
+            c.eos_id, c.pad_id, top_k=c.top_k, top_p=c.top_p, generator=self.sample_rng,
+            keep_graph=self.sampling_graph, graph_max_tokens=self.graph_max_tokens,
+        )  # fmt: skip
+
+    def _rewards(self, prompt_idx: list[int], rollout: Rollout) -> tuple[Tensor, Tensor, dict, float | None]:
+        """``(rewards, valid, named rewards, mean KL)``; with ``kl_in_reward`` the k1 KL is subtracted here."""
+        c = self.config
+        rewards, valid, named = self._score(prompt_idx, rollout.completions, rollout.mask, c.num_samples)
+        rewards, valid = rewards.to(self.device, torch.float32), valid.to(self.device)
+        if not (c.kl_coef > 0 and c.kl_in_reward):
+            return rewards, valid, named, None
+        with torch.no_grad():
+            ref_lp, _ = token_log_probs(self.ref_model, rollout)
+        kl = kl_penalty(rollout.log_probs, ref_lp, "k1").mul(rollout.mask).sum(-1)
+        return rewards - c.kl_coef * kl, valid, named, float(kl.mean())
+
+    def _greedy_rewards(self, prompt_idx: list[int]) -> tuple[Tensor, Tensor]:
+        """Self-critical baseline (Rennie et al., 2017): each prompt's greedy decode's reward, and which have one."""
+        c = self.config
+        with torch.no_grad():
+            greedy = generate(self.model, [self.prompts[i] for i in prompt_idx], 1, c.max_new_tokens, 0.0,
+                              c.eos_id, c.pad_id)  # fmt: skip
+        baseline, valid, _ = self._score(prompt_idx, greedy.completions, greedy.mask, 1)
+        return baseline.to(self.device, torch.float32), valid.to(self.device)
+
+    def _update(self, rollout: Rollout, adv: Tensor, rows: Tensor) -> _UpdateStats:
+        """``updates_per_generation`` optimiser steps on the kept ``rows``, accumulating over micro-batches."""
+        c, stats = self.config, _UpdateStats()
+        if not rows.numel():
+            return stats
+        batch = rollout.select(rows) if rows.numel() < rollout.num_completions else rollout
+        batch_adv = adv[rows]
+        mask = batch.mask & ~batch.truncated.unsqueeze(-1) if c.mask_truncated else batch.mask
+        normaliser = {"sequences": float(rows.numel()), "tokens": float(mask.sum().clamp(min=1))}
+        size = c.micro_batch_size or rows.numel()
+        for _ in range(c.updates_per_generation):
+            self.optimizer.zero_grad(set_to_none=True)
+            for lo in range(0, rows.numel(), size):
+                part = torch.arange(lo, min(lo + size, rows.numel()), device=self.device)
+                sub = batch if part.numel() == rows.numel() else batch.select(part)
+                terms = policy_loss(self.model, sub, batch_adv[part], **self._loss_kwargs(), normaliser=normaliser,
+                                    return_terms=True)  # fmt: skip
+                terms.loss.backward()  # the one place where a loss is back-propagated
+                stats.add(terms, part.numel())
+            self._optimizer_step()
+            stats.updates += 1
+        return stats
+
+    def _optimizer_step(self) -> None:
+        """Clip the gradient norm and step the optimiser: the one place where the weights change."""
+        if self.config.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
+        self.optimizer.step()
 
     def run(self) -> nn.Module:
         """Train until ``steps``; returns the model (trained in place)."""
