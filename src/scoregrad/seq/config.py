@@ -76,7 +76,7 @@ class SeqConfig:
         None,
         "keep the sampling pass's graph for the loss (no second forward); None: when on-policy "
         "(updates_per_generation 1), one micro-batch and a model with a KV cache, dropped when the "
-        "completions grow past 16 tokens",
+        "completions grow past 8 tokens",
     )
     log_every: int = _f(1, "log metrics every this many steps")
     checkpoint_every: int = _f(

@@ -49,11 +49,12 @@ __all__ = ["Trainer", "train", "RewardError"]
 
 KIND = "scoregrad.seq"
 #: Longest completions for which the trainer keeps the sampling graph by default (``generate``'s
-#: ``graph_max_tokens``): the saved keys and values grow as the square of the length. Measured
-#: (benchmarks/seq_vs_trl.py): with completions of ~5 tokens the graph saves 30-45% of a step on GPT-2s of
-#: 2 layers d=128 and 4 layers d=256; with 32-token completions it cost ~15% more time and ~20% more
-#: memory than one teacher-forced forward pass.
-GRAPH_MAX_NEW_TOKENS = 16
+#: ``graph_max_tokens``): the saved activations grow with every decoding step and the saved keys and values
+#: as the square of the length. Measured (benchmarks/seq_vs_trl.py, 8 x 8 completions of ~5 tokens): the
+#: graph saves 30-45% of a step on GPT-2s of 2 layers d=128 and 4 layers d=256; with 32-token completions
+#: it cost ~15% more time and ~20% more memory than one teacher-forced pass, and at a limit of 16 the
+#: batches that outgrew it raised the large GPT-2's peak memory from ~575 to ~900-940 MB.
+GRAPH_MAX_NEW_TOKENS = 8
 RewardFn = Callable[[Any, Any], Any]
 
 
