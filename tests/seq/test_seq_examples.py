@@ -28,10 +28,15 @@ def example(monkeypatch):
 def test_arithmetic_example_short(example, tmp_path):
     arithmetic = example("seq_arithmetic")
     results = arithmetic.main(["--methods", "rloo,reinforce", "--steps", "3", "--pretrain-steps", "10",
-                               "--eval-size", "10", "--eval-every", "3", "--out", str(tmp_path)])  # fmt: skip
+                               "--eval-size", "10", "--eval-every", "3", "--mle-control", "--out", str(tmp_path)])  # fmt: skip
     assert set(results["methods"]) == {"rloo", "reinforce"}
     for curve in results["methods"].values():
         assert curve["steps"] == [0, 3] and all(0 <= a <= 1 for a in curve["accuracy"])
+    control = results[
+        "mle_continued"
+    ]  # trained at least as long as the slowest RL method, from the same start
+    assert control["seconds"][-1] >= max(c["seconds"][-1] for c in results["methods"].values())
+    assert control["accuracy"][0] == results["pretrained_accuracy"] and control["steps"][-1] >= 1
     assert (tmp_path / "seq_arithmetic.png").exists()
 
 
