@@ -21,7 +21,17 @@ __version__ = "0.1.0"
 # Everything loads on first use (PEP 562), so `import scoregrad` costs nothing until a name is touched:
 # the command line can then handle Ctrl-C while torch is still importing, and `import scoregrad.rl`
 # does not pay for what it does not use.
-_SUBMODULES = ("baselines", "estimators", "sampling", "surrogate", "diagnostics", "rl", "seq", "es")
+_SUBMODULES = (
+    "baselines",
+    "estimators",
+    "sampling",
+    "surrogate",
+    "diagnostics",
+    "rl",
+    "seq",
+    "es",
+    "distributed",
+)
 _NAMES = {
     "expectation": "scoregrad.monte_carlo",
     "graph": "scoregrad.scg",

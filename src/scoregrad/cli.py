@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import typing
 import warnings
@@ -94,6 +95,20 @@ def build_parser(algo: str = "ppo") -> argparse.ArgumentParser:
     )
     mode.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     train.add_argument("--no-preset", action="store_true", help="ignore the per-env preset table")
+    scale = train.add_argument_group("scale-out (torch.distributed; see the README's 'Scaling out')")
+    scale.add_argument(
+        "--nproc",
+        type=int,
+        default=None,
+        help="run on this many local processes (torchrun is launched for you); --num-envs and --steps "
+        "count over all of them [1]",
+    )
+    scale.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds a process waits for the others in a collective before the job fails [300]",
+    )
     _add_config_options(train)
 
     ev = sub.add_parser("eval", help="evaluate a saved agent")
@@ -134,6 +149,7 @@ def _main(argv: list[str]) -> int:
 
     import gymnasium
 
+    from scoregrad.distributed import ProcessGroupError
     from scoregrad.rl.checkpoint import CheckpointError
     from scoregrad.rl.config import ConfigError
     from scoregrad.rl.policies import UnsupportedSpaceError
@@ -157,7 +173,7 @@ def _main(argv: list[str]) -> int:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", RuntimeWarning)
-            status = _run(args)
+            status = _run(args, argv)
         for warning in caught:
             if issubclass(warning.category, RuntimeWarning):
                 print(f"scoregrad {args.command}: warning: {warning.message}", file=sys.stderr)
@@ -167,6 +183,9 @@ def _main(argv: list[str]) -> int:
     except user_errors as error:
         print(f"scoregrad {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except ProcessGroupError as error:  # another process died, raised or timed out: not this one's fault
+        print(f"scoregrad {args.command}: error: {error}", file=sys.stderr)
+        return 1
 
 
 def _print_json(payload: dict[str, Any]) -> None:
@@ -230,11 +249,101 @@ def _resume(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace) -> int:
+def _check_scale_out(args: argparse.Namespace) -> None:
+    """``--nproc`` and ``--timeout``: positive, and under torchrun ``--nproc`` must be its process count."""
+    from scoregrad import distributed
+
+    if args.nproc is not None and args.nproc < 1:
+        raise UsageError(f"--nproc must be >= 1; got {args.nproc}")
+    if args.timeout is not None and not args.timeout > 0:
+        raise UsageError(f"--timeout must be > 0 seconds; got {args.timeout}")
+    if args.nproc is not None and distributed.launched():
+        launched_with = int(os.environ["WORLD_SIZE"])
+        if args.nproc != launched_with:
+            raise UsageError(f"--nproc {args.nproc}, but torchrun started {launched_with} processes")
+
+
+def _check_before_launch(args: argparse.Namespace) -> None:
+    """What can be refused before any process starts: the config, its split, the run directory."""
+    from scoregrad.rl.config import config_for
+    from scoregrad.rl.presets import preset_for
+    from scoregrad.rl.trainer import check_total_steps, prepare_run_directory
+
+    if args.resume:
+        if args.out is None:
+            raise UsageError("--resume needs --out RUN_DIR (the run to continue)")
+        return  # the saved run's checks happen in the processes, as in one process
+    algo = args.algo or args.default_algo
+    settings = {} if args.no_preset else preset_for(args.env, algo)
+    config = config_for(algo, **{**settings, **_overrides(args, algo)})
+    if args.steps is not None:
+        check_total_steps(args.steps)
+    flag, split = ("--popsize", config.popsize) if algo == "es" else ("--num-envs", config.num_envs)
+    if split % args.nproc:
+        raise UsageError(f"{flag} {split} must be divisible by --nproc {args.nproc}")
+    if args.out is not None and not args.overwrite:
+        prepare_run_directory(args.out, overwrite=False)
+
+
+def _launch(nproc: int, argv: list[str]) -> int:
+    """Run this same command line on ``nproc`` local processes under torchrun; its exit status."""
+    import signal
+    import subprocess
+
+    from scoregrad.interrupts import exit_status
+
+    rest, skip = [], False
+    for arg in argv:  # drop --nproc N / --nproc=N: the processes are torchrun's
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            rest.append(arg)
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+    proc = subprocess.Popen([*cmd, "-m", "scoregrad", *rest], env=env)
+    received: list[int] = []
+
+    def forward(signum: int, frame: Any) -> None:  # torchrun passes it on to every process
+        received.append(signum)
+        proc.send_signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        status = proc.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if received:
+        return exit_status(KeyboardInterrupt() if received[-1] == signal.SIGINT else _terminated())
+    if status != 0:
+        print(
+            f"scoregrad train: error: the {nproc}-process job failed (torchrun exit status {status}); "
+            "the failing process's message is above",
+            file=sys.stderr,
+        )
+    return status
+
+
+def _terminated() -> BaseException:
+    from scoregrad.interrupts import Terminated
+
+    return Terminated()
+
+
+def _run(args: argparse.Namespace, argv: list[str]) -> int:
     from scoregrad import rl
     from scoregrad.interrupts import exit_status
 
     if args.command == "train":
+        from scoregrad import distributed
+
+        _check_scale_out(args)
+        if (args.nproc or 1) > 1 and not distributed.launched():
+            _check_before_launch(args)
+            return _launch(args.nproc, argv)
+        distributed.init(timeout=args.timeout)
         if args.resume:
             return _resume(args)
         algo = args.algo or args.default_algo
@@ -252,6 +361,8 @@ def _run(args: argparse.Namespace) -> int:
             return exit_status(
                 agent.trainer.interrupt
             )  # checkpoint saved; 130 after Ctrl-C, 143 after SIGTERM
+        if not distributed.is_main():
+            return 0
         mean, std = rl.evaluate(agent, args.env, episodes=20, seed=1000)
         _print_json({"env": args.env, "algo": algo, "eval_mean_return": mean, "eval_std": std})
         return 0

@@ -172,7 +172,7 @@ def test_non_finite_gradient_never_reaches_the_weights():
     before = _weights(trainer.agent)
     loss = sum(p.sum() for p in trainer.agent.policy.parameters()) * float("nan")
     with pytest.raises(rl.NonFiniteError, match="weights were not changed"):
-        trainer._step(loss)
+        trainer.step(loss, {}, trainer.step.share(1))
     assert _equal(before, _weights(trainer.agent))
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from scoregrad import distributed
 from scoregrad.es.base import Strategy
 
 __all__ = ["minimize", "SearchResult", "STRATEGIES", "make_strategy"]
@@ -85,6 +86,10 @@ def minimize(
         popsize: candidates per generation (``None``: the strategy's default).
         target: stop as soon as a loss ``<= target`` is seen.
         **options: passed to the strategy (``antithetic``, ``shaping``, ``lr``, ...).
+
+    Under ``torchrun`` every process runs ``minimize`` with the same arguments; each evaluates its
+    share of every generation and the processes exchange only the ``P`` losses (Salimans et al.,
+    2017), so every process holds the same result as one process would.
     """
     if not isinstance(budget, int) or budget < 1:
         raise ValueError(f"budget must be a positive int, got {budget!r}")
@@ -93,12 +98,17 @@ def minimize(
         kwargs["popsize"] = popsize
     es = make_strategy(method, x0, **kwargs)
     best_x, best, evaluations, history = es.mean.detach().clone(), math.inf, 0, []
-    start = time.perf_counter()
-    while evaluations + es.popsize <= budget:
-        X = es.ask()
+
+    def evaluate(X: Tensor) -> Tensor:
         with torch.no_grad():
             losses = f(X) if vectorize else torch.stack([torch.as_tensor(f(x)) for x in X])
-        losses = torch.as_tensor(losses).reshape(-1).to(X.dtype)
+        return torch.as_tensor(losses).reshape(-1).to(X.dtype)
+
+    distributed.init()  # under torchrun, each process evaluates its share; only losses are exchanged
+    start = time.perf_counter()
+    while evaluations + es.popsize <= budget:
+        X = es.ask()  # the same on every process: seed-addressed noise
+        losses = distributed.evaluate_population(evaluate, X)
         evaluations += X.shape[0]
         es.tell(losses)  # validates: shape, non-finite values
         i = int(losses.nan_to_num(nan=math.inf).argmin())

@@ -3,7 +3,9 @@
 A head turns the actor's output ``params (B, param_dim)`` into a ``torch.distributions``
 distribution over *raw* actions (batch shape ``(B,)``), and knows everything else the trainer needs
 about its space: how to sample reproducibly from an explicit ``torch.Generator`` (``torch``'s own
-``sample`` has no generator argument, and a resumed run must draw the same noise), the env action for
+``sample`` has no generator argument, and a resumed run must draw the same noise; under
+``torch.distributed`` a :class:`~scoregrad.distributed.ShardedGenerator` gives each process its rows of one
+draw for all processes' envs), the env action for
 a raw one, the buffer's shape and dtype, the size of an action mask and the space's JSON form.
 
 =================  ==========================================  ===========  =================
@@ -32,6 +34,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Bernoulli, Categorical, Distribution, Independent, Normal, TanhTransform
 
+from scoregrad.distributed import draw
 from scoregrad.estimators.discrete import gumbel_noise, uniform_like
 
 __all__ = [
@@ -165,7 +168,9 @@ class DiscreteHead(ActionHead):
 
     def sample(self, dist: Distribution, generator: torch.Generator | None = None) -> Tensor:
         # Gumbel-max with the rollout's generator, so sampling is reproducible and resumable
-        return torch.argmax(dist.logits + gumbel_noise(dist.logits.shape, dist.logits, generator), dim=-1)
+        logits = dist.logits
+        noise = draw(lambda shape, g: gumbel_noise(shape, logits, g), logits.shape, generator)
+        return torch.argmax(logits + noise, dim=-1)
 
     def mode(self, dist: Distribution) -> Tensor:
         return torch.argmax(dist.logits, dim=-1)
@@ -256,7 +261,8 @@ class MultiBinaryHead(ActionHead):
 
     def sample(self, dist: Distribution, generator: torch.Generator | None = None) -> Tensor:
         logits = dist.base_dist.logits
-        return (uniform_like(logits.shape, logits, generator) < torch.sigmoid(logits)).to(logits.dtype)
+        u = draw(lambda shape, g: uniform_like(shape, logits, g), logits.shape, generator)
+        return (u < torch.sigmoid(logits)).to(logits.dtype)
 
     def mode(self, dist: Distribution) -> Tensor:
         logits = dist.base_dist.logits
@@ -304,7 +310,9 @@ class ClipBoxHead(ActionHead):
 
     def sample(self, dist: Distribution, generator: torch.Generator | None = None) -> Tensor:
         base = dist.base_dist
-        noise = torch.randn(base.loc.shape, generator=generator, dtype=base.loc.dtype)
+        noise = draw(
+            lambda shape, g: torch.randn(shape, generator=g, dtype=base.loc.dtype), base.loc.shape, generator
+        )
         return (base.loc + noise * base.scale).detach()
 
     def mode(self, dist: Distribution) -> Tensor:

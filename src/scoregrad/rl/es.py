@@ -30,11 +30,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from scoregrad import distributed
 from scoregrad import es as search
 from scoregrad.interrupts import deferred_signals, terminate_as_interrupt
 from scoregrad.rl.agent import Agent, policy_config
 from scoregrad.rl.checkpoint import load_checkpoint, optimizer_state, restore_optimizer_state, save_checkpoint
-from scoregrad.rl.config import ESConfig
+from scoregrad.rl.config import ConfigError, ESConfig
 from scoregrad.rl.logger import RunLogger
 from scoregrad.rl.normalization import ObservationNormalizer
 from scoregrad.rl.policies import ActorCritic
@@ -83,7 +84,15 @@ class ESTrainer:
         cfg = config
         if cfg.torch_threads > 0:
             torch.set_num_threads(cfg.torch_threads)
-        self.envs = make_vector_env(env, cfg.popsize * cfg.episodes_per_candidate, cfg.vectorization_mode)
+        # Under torchrun each process plays its share of the candidates; only returns are exchanged.
+        self.world, self.rank = distributed.init(), distributed.rank()
+        self.candidates = distributed.shard(cfg.popsize)
+        local = self.candidates.stop - self.candidates.start
+        if self.world > 1 and cfg.popsize % self.world:
+            raise ConfigError(
+                f"popsize={cfg.popsize} must be divisible by the number of processes ({self.world})"
+            )
+        self.envs = make_vector_env(env, local * cfg.episodes_per_candidate, cfg.vectorization_mode)
         obs_space, act_space = self.envs.single_observation_space, self.envs.single_action_space
         torch.manual_seed(self.seed)
         if policy is None:
@@ -125,16 +134,34 @@ class ESTrainer:
         return self.interrupt is not None
 
     # ------------------------------------------------------------------ one generation's rollout
-    @torch.no_grad()
     def _fitness(self, X: Tensor) -> tuple[np.ndarray, int, np.ndarray]:
-        """Mean return per candidate ``(P,)``, env steps used, and the observations seen."""
+        """Mean return per candidate ``(P,)``, env steps used, and the observations seen (all processes')."""
+        returns, steps, seen = self._play(X[self.candidates])
+        if self.world == 1:
+            observed = np.concatenate(seen) if seen else np.zeros((0, self.agent.policy.obs_dim))
+            return returns, steps, observed
+        # one exchange: returns, episode lengths, steps and seen observations; the observations are put
+        # back in the order one process playing every candidate would have seen them
+        gathered = distributed.all_gather_objects((returns, self._lengths, steps, seen))
+        returns = np.concatenate([g[0] for g in gathered])
+        self._lengths = np.concatenate([g[1] for g in gathered])
+        by_step = [
+            np.concatenate([g[3][t] for g in gathered if t < len(g[3])])
+            for t in range(max(len(g[3]) for g in gathered))
+        ]
+        observed = np.concatenate(by_step) if by_step else np.zeros((0, self.agent.policy.obs_dim))
+        return returns, sum(g[2] for g in gathered), observed
+
+    @torch.no_grad()
+    def _play(self, X: Tensor) -> tuple[np.ndarray, int, list[np.ndarray]]:
+        """This process's candidates ``X``: mean returns, env steps, observations seen at each step."""
         P, E = X.shape[0], self.config.episodes_per_candidate
         norm, policy = self.agent.obs_normalizer, self.agent.policy
         base = self.seed * 1_000_003 + self.iteration * E
         try:  # common random numbers: every candidate meets the same E initial states
             obs, _ = self.envs.reset(seed=[base + e for e in range(E)] * P)
         except (gym.error.Error, TypeError):  # native vector envs (CartPole) take one seed only
-            obs, _ = self.envs.reset(seed=base)
+            obs, _ = self.envs.reset(seed=base + self.candidates.start * E)
         total, length = np.zeros(P * E), np.zeros(P * E, dtype=np.int64)
         running = np.ones(P * E, dtype=bool)
         seen, steps = [], 0
@@ -154,9 +181,8 @@ class ESTrainer:
             steps += int(running.sum())
             length += running
             running &= ~(terminated | truncated)
-        observed = np.concatenate(seen) if seen else np.zeros((0, policy.obs_dim))
         self._lengths = length.reshape(P, E).mean(1)
-        return total.reshape(P, E).mean(1), steps, observed
+        return total.reshape(P, E).mean(1), steps, seen
 
     def run(self) -> Agent:
         """Search until ``total_steps`` env steps have been used (live episode steps only).
@@ -165,9 +191,10 @@ class ESTrainer:
         as the policy-gradient trainer does; a second signal during that save waits for it.
         """
         cfg = self.config
+        out = self.out if self.rank == 0 else None  # under torchrun rank 0 alone writes and prints
         logger = RunLogger(
-            self.out,
-            cfg.progress,
+            out,
+            cfg.progress and self.rank == 0,
             self.total_steps,
             self.rollout.global_step,
             self.wall_time,
@@ -183,15 +210,15 @@ class ESTrainer:
         except KeyboardInterrupt as interrupt:
             self.interrupt = interrupt
             with deferred_signals(reraise=False):
-                if self.out is not None:  # a generation is applied whole or not at all: state() is consistent
-                    self._save(logger)
+                if out is not None:  # a generation is applied whole or not at all: state() is consistent
+                    self._save(logger, barrier=False)  # no collective: the others may be gone
                     print(f"\ninterrupted: checkpoint saved to {self.out}; continue with --resume")
-                logger.close(self.out)
+                logger.close(out)
             return self.agent
         except BaseException:
             logger.close(None)
             raise
-        logger.close(self.out)
+        logger.close(out)
         return self.agent
 
     def _generation(self, logger: RunLogger) -> bool:
@@ -226,13 +253,17 @@ class ESTrainer:
             self._save(logger)
         return bool(self.callback is not None and self.callback(self))
 
-    def _save(self, logger: RunLogger) -> None:
+    def _save(self, logger: RunLogger, barrier: bool = True) -> None:
+        """Rank 0 writes (every process holds the same state); the others wait until it is complete."""
         if self.out is None:
             return
         self.wall_time = logger.elapsed()
-        tensors, meta = self.state()
-        with deferred_signals():
-            save_checkpoint(self.out, tensors, meta)
+        if self.rank == 0:
+            tensors, meta = self.state()
+            with deferred_signals():
+                save_checkpoint(self.out, tensors, meta)
+        if barrier:
+            distributed.barrier()
 
     # ------------------------------------------------------------------ state (checkpoints, resume)
     def state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["RunningMeanStd", "ObservationNormalizer", "RewardNormalizer"]
+__all__ = ["RunningMeanStd", "ObservationNormalizer", "RewardNormalizer", "synchronize"]
 
 
 class RunningMeanStd:
@@ -16,9 +16,12 @@ class RunningMeanStd:
         self.mean = np.zeros(shape, np.float64)
         self.var = np.ones(shape, np.float64)
         self.count = 1e-4
+        self.history: list[np.ndarray] | None = None  # the batches of each update, when recording
 
     def update(self, x: np.ndarray) -> None:
         x = np.asarray(x, np.float64)
+        if self.history is not None:
+            self.history.append(x)
         if x.shape[0] == 0:
             return
         batch_mean, batch_var, n = x.mean(0), x.var(0), x.shape[0]
@@ -36,6 +39,25 @@ class RunningMeanStd:
         self.mean = np.asarray(d["mean"], np.float64)
         self.var = np.asarray(d["var"], np.float64)
         self.count = float(d["count"])
+
+
+def synchronize(stats: list[RunningMeanStd], starts: list[dict[str, Any]]) -> None:
+    """Give every process the statistics one process would have computed from all processes' data.
+
+    Between two calls each process updates ``stats`` with its own rows only (recorded in
+    ``stats[i].history``); this gathers the records, restores the statistics of the last call
+    (``starts``) and replays every update with the rows of all processes, concatenated in rank order:
+    exactly what a single process holding every env would have done, bitwise. One collective.
+    """
+    from scoregrad import distributed
+
+    gathered = distributed.all_gather_objects([s.history for s in stats])
+    for i, (s, start) in enumerate(zip(stats, starts, strict=True)):
+        s.load_state_dict(start)
+        s.history = None
+        for parts in zip(*(g[i] for g in gathered), strict=True):
+            s.update(np.concatenate(parts))
+        s.history = []
 
 
 class ObservationNormalizer:

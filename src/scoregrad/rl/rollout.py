@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from scoregrad.distributed import ShardedGenerator
+
 __all__ = [
     "NonFiniteError",
     "make_vector_env",
@@ -329,13 +331,17 @@ def collect_rollout(
     policy,
     buffer: RolloutBuffer,
     state: RolloutState,
-    generator: torch.Generator,
+    generator: torch.Generator | ShardedGenerator,
     obs_fn: Callable[[np.ndarray], Tensor],
     mask_fn: Callable[[np.ndarray, dict], Tensor | None],
     reward_fn: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
     on_non_finite: str = "raise",
+    world_size: int = 1,
 ) -> None:
     """Fill ``buffer`` with ``T`` steps of ``policy`` on ``envs``, advancing ``state`` in place.
+
+    ``state.global_step`` counts the env steps of all ``world_size`` processes (each steps ``envs``);
+    ``generator`` may be a :class:`~scoregrad.distributed.ShardedGenerator`.
 
     ``obs_fn`` preprocesses and normalises a raw observation batch into ``(N, obs_dim)``;
     ``mask_fn`` returns the action mask for it (or None); ``reward_fn`` normalises rewards.
@@ -358,7 +364,7 @@ def collect_rollout(
         valid = ~state.prev_done
         next_obs, reward, terminated, truncated, info = envs.step(policy.to_env_action(action))
         reward = np.asarray(reward, dtype=np.float64)
-        env_step = state.global_step + (t + 1) * envs.num_envs
+        env_step = state.global_step + (t + 1) * envs.num_envs * world_size
         reward, next_obs, skip = _check_finite(reward, next_obs, env_step, t, on_non_finite)
         valid = valid & ~skip
         done = terminated | truncated
@@ -379,7 +385,7 @@ def collect_rollout(
         state.action_mask = mask_fn(next_obs, info)
         state.prev_done = done
     buffer.last_value = policy.value(state.obs)
-    state.global_step += T * envs.num_envs
+    state.global_step += T * envs.num_envs * world_size
 
 
 def warn_not_resumable(reason: str) -> None:

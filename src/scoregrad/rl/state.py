@@ -14,13 +14,14 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from scoregrad.rl.checkpoint import CheckpointError, check_schema, optimizer_state, restore_optimizer_state
 from scoregrad.rl.config import CONFIGS, CommonConfig, ConfigError, config_for
 from scoregrad.rl.normalization import ObservationNormalizer
 from scoregrad.rl.policies import space_from_json
-from scoregrad.rl.rollout import get_env_state, set_env_state, warn_not_resumable
+from scoregrad.rl.rollout import _decode, _encode, get_env_state, set_env_state, warn_not_resumable
 
 if TYPE_CHECKING:
     from scoregrad.rl.agent import Agent
@@ -163,13 +164,19 @@ def trainer_state(trainer: Trainer) -> tuple[dict[str, Tensor], dict[str, Any]]:
     optim_tensors, param_groups = optimizer_state(trainer.optimizer.state_dict())
     tensors.update(optim_tensors)
     tensors["rng.torch"] = trainer.generator.get_state()
-    tensors["rollout.obs"] = trainer.rollout.obs.clone()
-    if trainer.rollout.action_mask is not None:
-        tensors["rollout.action_mask"] = trainer.rollout.action_mask.clone()
-    env_state = get_env_state(trainer.envs)
+    r = _all_envs(trainer)
+    tensors["rollout.obs"] = r["obs"]
+    if r["action_mask"] is not None:
+        tensors["rollout.action_mask"] = r["action_mask"]
+    env_state = r["env_state"]
     if env_state is None and trainer._env_state_ok:
         trainer._env_state_ok = False
-        warn_not_resumable(type(trainer.envs).__name__)
+        if trainer.rank == 0:
+            warn_not_resumable(
+                type(trainer.envs).__name__
+                if trainer.world == 1 or get_env_state(trainer.envs) is None
+                else f"{type(trainer.envs).__name__} keeps one RNG for its envs, which processes cannot split"
+            )
     meta["training"] = {
         "seed": trainer.seed,
         "total_steps": trainer.total_steps,
@@ -179,13 +186,13 @@ def trainer_state(trainer: Trainer) -> tuple[dict[str, Tensor], dict[str, Any]]:
         "episodes_logged": trainer.episodes_logged,
         "finished": list(trainer.rollout.finished[-100:]),
         "recent_returns": list(trainer.recent_returns),
-        "prev_done": trainer.rollout.prev_done.tolist(),
-        "episode_return": trainer.rollout.episode_return.tolist(),
-        "episode_length": trainer.rollout.episode_length.tolist(),
+        "prev_done": r["prev_done"].tolist(),
+        "episode_return": r["episode_return"].tolist(),
+        "episode_length": r["episode_length"].tolist(),
         "param_groups": param_groups,
         "reward_normalizer": None
         if trainer.reward_normalizer is None
-        else trainer.reward_normalizer.state_dict(),
+        else {**trainer.reward_normalizer.state_dict(), "returns": r["reward_returns"].tolist()},
         "env_state": env_state,
         "env_spec": trainer.env_spec,
         "wall_time": trainer.wall_time,
@@ -193,18 +200,87 @@ def trainer_state(trainer: Trainer) -> tuple[dict[str, Tensor], dict[str, Any]]:
     return tensors, meta
 
 
+def _all_envs(trainer: Trainer) -> dict[str, Any]:
+    """The per-env rollout state of every env of the run: this process's, or under torchrun those of
+    all processes side by side (what one process with ``num_envs`` envs would hold; two collectives)."""
+    ro = trainer.rollout
+    env_state = get_env_state(trainer.envs)
+    local = {
+        "obs": ro.obs.clone(),
+        "action_mask": None if ro.action_mask is None else ro.action_mask.clone(),
+        "prev_done": ro.prev_done.copy(),
+        "episode_return": ro.episode_return.copy(),
+        "episode_length": ro.episode_length.copy(),
+        "env_state": env_state,
+        "reward_returns": None
+        if trainer.reward_normalizer is None
+        else trainer.reward_normalizer.returns.copy(),
+    }
+    if trainer.world == 1:
+        return local
+    from scoregrad import distributed
+
+    per_env = [local["obs"], torch.from_numpy(local["prev_done"]), torch.from_numpy(local["episode_return"])]
+    per_env += [torch.from_numpy(local["episode_length"])]
+    if local["reward_returns"] is not None:
+        per_env.append(torch.from_numpy(local["reward_returns"]))
+    if local["action_mask"] is not None:
+        per_env.append(local["action_mask"])
+    g = distributed.all_gather_cat(per_env)
+    rest = g[4:]
+    return {
+        "obs": g[0],
+        "prev_done": g[1].numpy(),
+        "episode_return": g[2].numpy(),
+        "episode_length": g[3].numpy(),
+        "reward_returns": rest.pop(0).numpy() if local["reward_returns"] is not None else None,
+        "action_mask": rest.pop(0) if local["action_mask"] is not None else None,
+        "env_state": merge_env_states(distributed.all_gather_objects(env_state)),
+    }
+
+
+def merge_env_states(states: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """The processes' sync-vector-env states as one env's of all their envs (None if any is not sync)."""
+    if any(st is None or st["kind"] != "sync" for st in states):
+        return None  # native vector envs (CartPole's) keep one RNG for all their envs: not splittable
+    autoreset = np.concatenate([_decode(st["vector"]["_autoreset_envs"]) for st in states])
+    return {
+        "kind": "sync",
+        "vector": {"_autoreset_envs": _encode(autoreset)},
+        "envs": [e for st in states for e in st["envs"]],
+    }
+
+
+def split_env_state(state: dict[str, Any] | None, rows: slice) -> dict[str, Any] | None:
+    """This process's ``rows`` of a saved sync-vector-env state (None where it cannot be split)."""
+    if state is None or state.get("kind") != "sync":
+        return None
+    autoreset = _decode(state["vector"]["_autoreset_envs"])[rows]
+    return {"kind": "sync", "vector": {"_autoreset_envs": _encode(autoreset)}, "envs": state["envs"][rows]}
+
+
 def restore_trainer_state(trainer: Trainer, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
-    """Restore what :func:`trainer_state` produced into a trainer built with the same config."""
+    """Restore what :func:`trainer_state` produced into a trainer built with the same config.
+
+    Under torchrun each process takes its rows of the saved envs, so a run saved by any number of
+    processes resumes on any number that divides ``num_envs``.
+    """
     load_policy(trainer.agent, tensors, meta)
     tr = meta["training"]
     opt = restore_optimizer_state(trainer.optimizer.state_dict(), tensors, tr["param_groups"])
     trainer.optimizer.load_state_dict(opt)
     trainer.generator.set_state(tensors["rng.torch"])
-    trainer.rollout.obs = tensors["rollout.obs"].clone()
-    trainer.rollout.action_mask = tensors.get("rollout.action_mask")
-    trainer.rollout.prev_done = np.array(tr["prev_done"], dtype=bool)
-    trainer.rollout.episode_return = np.array(tr["episode_return"], dtype=np.float64)
-    trainer.rollout.episode_length = np.array(tr["episode_length"], dtype=np.int64)
+    mine = slice(None)
+    if trainer.world > 1:
+        from scoregrad import distributed
+
+        mine = distributed.shard(len(tr["prev_done"]))
+    mask = tensors.get("rollout.action_mask")
+    trainer.rollout.obs = tensors["rollout.obs"][mine].clone()
+    trainer.rollout.action_mask = None if mask is None else mask[mine].clone()
+    trainer.rollout.prev_done = np.array(tr["prev_done"], dtype=bool)[mine]
+    trainer.rollout.episode_return = np.array(tr["episode_return"], dtype=np.float64)[mine]
+    trainer.rollout.episode_length = np.array(tr["episode_length"], dtype=np.int64)[mine]
     trainer.rollout.global_step = tr["global_step"]
     trainer.rollout.finished = [tuple(x) for x in tr["finished"]]
     trainer.episodes_logged = len(trainer.rollout.finished)
@@ -214,10 +290,13 @@ def restore_trainer_state(trainer: Trainer, tensors: dict[str, Tensor], meta: di
     trainer._resumed = True
     if trainer.reward_normalizer is not None and tr["reward_normalizer"] is not None:
         trainer.reward_normalizer.load_state_dict(tr["reward_normalizer"])
+        trainer.reward_normalizer.returns = trainer.reward_normalizer.returns[mine]
+    trainer.start_statistics()
     restored = False
-    if tr["env_state"] is not None:
+    env_state = tr["env_state"] if trainer.world == 1 else split_env_state(tr["env_state"], mine)
+    if env_state is not None:
         try:
-            set_env_state(trainer.envs, tr["env_state"])
+            set_env_state(trainer.envs, env_state)
             restored = True
         except (ValueError, AttributeError, KeyError, TypeError):
             warn_not_resumable("the env's structure differs from the saved one")
@@ -225,6 +304,6 @@ def restore_trainer_state(trainer: Trainer, tensors: dict[str, Tensor], meta: di
         warn_not_resumable("not saved in the checkpoint")
     if not restored:
         trainer.rollout.prev_done[:] = False
-        obs, info = trainer.envs.reset(seed=trainer.seed + tr["iteration"])
+        obs, info = trainer.envs.reset(seed=trainer.seed + tr["iteration"] + trainer.rank * trainer.num_envs)
         trainer.rollout.obs = trainer._obs_fn(obs)
         trainer.rollout.action_mask = trainer._mask_fn(obs, info)

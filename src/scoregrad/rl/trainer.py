@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from scoregrad import distributed
 from scoregrad.interrupts import deferred_signals, terminate_as_interrupt
 from scoregrad.rl.agent import (
     Agent,
@@ -32,10 +33,11 @@ from scoregrad.rl.agent import (
     policy_config,
 )
 from scoregrad.rl.algorithms import ALGORITHMS, Algorithm
+from scoregrad.rl.algorithms.base import Share
 from scoregrad.rl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from scoregrad.rl.config import CommonConfig, ConfigError, config_for
 from scoregrad.rl.logger import RunLogger
-from scoregrad.rl.normalization import ObservationNormalizer, RewardNormalizer
+from scoregrad.rl.normalization import ObservationNormalizer, RewardNormalizer, synchronize
 from scoregrad.rl.policies import ActorCritic
 from scoregrad.rl.presets import preset_for
 from scoregrad.rl.rollout import (
@@ -86,6 +88,28 @@ class ResumeMismatchError(ValueError):
     """A resume asked for an env or setting that differs from the saved run's."""
 
 
+class _OptimizerStep:
+    """The :class:`~scoregrad.rl.algorithms.base.Step` the trainer hands its algorithm."""
+
+    def __init__(self, trainer: Trainer):
+        self.trainer = trainer
+
+    def share(self, n: int) -> Share:
+        world = self.trainer.world
+        if world == 1:
+            return Share(slice(0, n), 1.0)
+        if n < world:
+            raise ConfigError(
+                f"a minibatch of {n} transitions cannot be split over {world} processes; use fewer "
+                "num_minibatches or more num_envs/num_steps"
+            )
+        rows = distributed.shard(n)
+        return Share(rows, (rows.stop - rows.start) / n, world)
+
+    def __call__(self, loss: Tensor, stats: dict[str, Tensor], share: Share) -> dict[str, Tensor]:
+        return self.trainer._step(loss, stats, share)
+
+
 class Trainer:
     """Owns the env, agent, optimiser and logs of one training run; see :func:`train`."""
 
@@ -114,8 +138,18 @@ class Trainer:
         if cfg.torch_threads > 0:
             torch.set_num_threads(cfg.torch_threads)
 
-        self.envs = make_vector_env(env, cfg.num_envs, cfg.vectorization_mode)
-        self.num_envs = self.envs.num_envs
+        # Under torchrun, num_envs counts the envs of all processes; this process steps its share.
+        self.world, self.rank = distributed.init(), distributed.rank()
+        local_envs = cfg.num_envs
+        if self.world > 1:
+            if isinstance(env, gym.vector.VectorEnv):
+                raise ValueError("under torchrun, pass an env id or factory (each process builds its share)")
+            try:
+                local_envs = distributed.local_count(cfg.num_envs, "num_envs")
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
+        self.envs = make_vector_env(env, local_envs, cfg.vectorization_mode)
+        self.num_envs = self.envs.num_envs  # this process's envs
         obs_space, act_space = self.envs.single_observation_space, self.envs.single_action_space
         torch.manual_seed(self.seed)  # network initialisation
         if policy is None:
@@ -128,12 +162,24 @@ class Trainer:
         self.reward_normalizer = RewardNormalizer(self.num_envs, cfg.gamma) if cfg.norm_reward else None
         self.optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate, eps=1e-5, fused=True)
         self.generator = torch.Generator().manual_seed(self.seed)
+        # actions: this process's rows of one draw for all processes' envs (the generator itself then
+        # advances the same everywhere, so minibatch orders agree too)
+        self.sampler: torch.Generator | distributed.ShardedGenerator = (
+            self.generator
+            if self.world == 1
+            else distributed.ShardedGenerator(self.generator, self.rank, self.world)
+        )
+        self._running_stats = [
+            n.stats for n in (obs_norm, self.reward_normalizer) if n is not None and self.world > 1
+        ]
+        self.start_statistics()
 
         head = policy.head  # what the buffer stores: the action head's raw actions and masks
         self._mask_dim = head.mask_dim
         self.buffer = RolloutBuffer.allocate(
             cfg.num_steps, self.num_envs, policy.obs_dim, head.buffer_shape, head.buffer_dtype, head.mask_dim
         )
+        self.step = _OptimizerStep(self)
         self.rollout = self._first_rollout_state()
         self.iteration = 0
         self.num_updates = 0
@@ -146,15 +192,23 @@ class Trainer:
         self._saved_iteration: int | None = None
         self._resumed = False
         self.interrupt: KeyboardInterrupt | None = None  # set when Ctrl-C or SIGTERM ended the run
+        self._last_state: tuple[dict[str, Tensor], dict[str, Any]] | None = None  # under torchrun
 
     @property
     def interrupted(self) -> bool:
         """True when Ctrl-C (SIGINT) or SIGTERM ended the run (a checkpoint was saved if ``out`` is set)."""
         return self.interrupt is not None
 
+    def start_statistics(self) -> None:
+        """Under torchrun: the normalisation statistics agree on every process now; record from here."""
+        self._stats_start = [st.state_dict() for st in self._running_stats]
+        for st in self._running_stats:
+            st.history = []
+
     # ------------------------------------------------------------------ helpers for the rollout
     def _first_rollout_state(self) -> RolloutState:
-        obs, info = self.envs.reset(seed=self.seed)
+        # env i of all processes' envs gets seed + i, as in one process (for per-env-seeded vector envs)
+        obs, info = self.envs.reset(seed=self.seed + self.rank * self.num_envs)
         n = self.num_envs
         return RolloutState(
             self._obs_fn(obs),
@@ -182,11 +236,17 @@ class Trainer:
         return None
 
     # ------------------------------------------------------------------ one iteration
-    def _step(self, loss: Tensor) -> None:
-        """One optimiser step; refuses (and leaves the weights alone) if anything is non-finite."""
+    def _step(self, loss: Tensor, stats: dict[str, Tensor], share: Share) -> dict[str, Tensor]:
+        """One optimiser step (see :class:`~scoregrad.rl.algorithms.base.Step`); refuses, and leaves
+        the weights alone, if the loss or the gradient is non-finite."""
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss if share.weight == 1.0 else share.weight * loss).backward()
         params = [p for p in self.agent.policy.parameters() if p.grad is not None]
+        if self.world > 1:  # one flat all-reduce: the gradients, the loss and the stats, all weighted
+            names = list(stats)
+            scalars = torch.stack([loss.detach(), *(stats[k].detach() for k in names)]).float() * share.weight
+            distributed.all_reduce_sum([*(p.grad for p in params), scalars])
+            loss, stats = scalars[0], {k: scalars[i + 1] for i, k in enumerate(names)}
         max_norm = self.config.max_grad_norm if self.config.max_grad_norm > 0 else float("inf")
         norm = nn.utils.clip_grad_norm_(params, max_norm, foreach=True)
         if not (torch.isfinite(loss) and torch.isfinite(norm)):
@@ -197,6 +257,7 @@ class Trainer:
             )
         self.optimizer.step()
         self.num_updates += 1
+        return stats
 
     def _update(self) -> dict[str, float]:
         """Anneal the learning rate, then the algorithm's update on the rollout in the buffer."""
@@ -205,13 +266,31 @@ class Trainer:
             frac = 1.0 - (self.rollout.global_step - self._steps_per_iteration) / self.total_steps
             for group in self.optimizer.param_groups:
                 group["lr"] = max(frac, 0.0) * cfg.learning_rate
-        stats = self.algorithm.update(self.agent.policy, self.buffer, self._step, self.generator)
+        stats = self.algorithm.update(self.agent.policy, self._union_buffer(), self.step, self.generator)
         return {k: float(v) for k, v in stats.items()}
+
+    def _union_buffer(self) -> RolloutBuffer:
+        """The rollouts of all processes side by side, ``(T, num_envs)``: one all-gather (the buffer itself
+        in a single process). Also gives every process the exact normalisation statistics."""
+        if self.world == 1:
+            return self.buffer
+        synchronize(self._running_stats, self._stats_start)
+        self.start_statistics()
+        b = self.buffer
+        over_envs = [b.obs, b.actions, b.log_probs, b.values, b.rewards, b.terminated, b.truncated, b.valid]
+        if b.action_masks is not None:
+            over_envs.append(b.action_masks)
+        gathered = distributed.all_gather_cat(
+            [t.transpose(0, 1) for t in over_envs] + [b.last_value, b.start_done]
+        )
+        fields = [t.transpose(0, 1) for t in gathered[: len(over_envs)]]
+        masks = fields[8] if b.action_masks is not None else None
+        return RolloutBuffer(*fields[:8], masks, gathered[-2], gathered[-1])
 
     # ------------------------------------------------------------------ the loop
     @property
     def _steps_per_iteration(self) -> int:
-        return self.config.num_steps * self.num_envs
+        return self.config.num_steps * self.num_envs * self.world
 
     def run(self) -> Agent:
         """Train until ``total_steps`` env steps (counted over all envs) have been collected.
@@ -220,9 +299,10 @@ class Trainer:
         set) and returns the agent with ``trainer.interrupt`` set; ``resume(out)`` continues from it.
         A second signal during that save waits for the save to finish.
         """
+        out = self.out if self.rank == 0 else None  # under torchrun rank 0 alone writes and prints
         logger = RunLogger(
-            self.out,
-            self.config.progress,
+            out,
+            self.config.progress and self.rank == 0,
             self.total_steps,
             self.rollout.global_step,
             self.wall_time,
@@ -237,45 +317,55 @@ class Trainer:
         except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM through terminate_as_interrupt
             self.interrupt = interrupt
             with deferred_signals(reraise=False):  # a second Ctrl-C waits for this save
-                tensors, meta = self._boundary if self._boundary is not None else self._state_at(logger)
-                if self.out is not None:
-                    save_checkpoint(self.out, tensors, meta)
+                snapshot = self._boundary if self._boundary is not None else self._interrupt_state(logger)
+                if snapshot is not None and self.out is not None and self.rank == 0:
+                    save_checkpoint(self.out, *snapshot)
                     print(f"\ninterrupted: checkpoint saved to {self.out}; continue with --resume")
                 self._restore_boundary()
-                logger.close(self.out)
+                logger.close(out)
                 self.close_async_envs()
             return self.agent
         except BaseException:
             logger.close(None)
             self.close_async_envs()
             raise
-        logger.close(self.out)
+        logger.close(out)
         self.close_async_envs()
         return self.agent
 
+    def _interrupt_state(self, logger: RunLogger) -> tuple[dict[str, Tensor], dict[str, Any]] | None:
+        if self.world > 1:  # no collective now (the others may be gone): the last iteration's state
+            return self._last_state
+        return self._state_at(logger)
+
     def _loop(self, logger: RunLogger) -> None:
         """collect -> update -> log -> checkpoint, until the step budget is spent."""
+        if self.world > 1:
+            self._last_state = self._state_at(logger)
         while self.rollout.global_step < self.total_steps:
-            self._boundary = self._state_at(logger)
+            # the state to go back to if interrupted mid-iteration (gathered once per iteration under torchrun)
+            self._boundary = self._last_state if self.world > 1 else self._state_at(logger)
             # 1. collect a rollout
             collect_rollout(
                 self.envs,
                 self.agent.policy,
                 self.buffer,
                 self.rollout,
-                self.generator,
+                self.sampler,
                 self._obs_fn,
                 self._mask_fn,
                 self.reward_normalizer,
                 self.config.on_non_finite,
+                self.world,
             )
             # 2. update: advantages, minibatches, losses, optimiser steps (rl/algorithms/)
             self.last_stats = self._update()
             self.iteration += 1
             self._boundary = None  # consistent again: an interrupt from here on saves the present
+            if self.world > 1:
+                self._last_state = self._state_at(logger)
             # 3. log, 4. checkpoint, then the user's callback
-            finished = self.rollout.finished[self.episodes_logged :]
-            self.episodes_logged = len(self.rollout.finished)
+            finished = self._new_episodes()
             self.recent_returns.extend(r for _, r, _ in finished)
             lr = self.optimizer.param_groups[0]["lr"]
             logger.log(self.rollout.global_step, finished, self.recent_returns, self.last_stats, lr)
@@ -285,6 +375,17 @@ class Trainer:
             if self.callback is not None and self.callback(self):
                 break
 
+    def _new_episodes(self) -> list[tuple[int, float, int]]:
+        """The episodes that ended in this iteration, in all processes: ``(env step, return, length)``,
+        ordered as one process with every env would list them."""
+        new = self.rollout.finished[self.episodes_logged :]
+        if self.world > 1:
+            merged = [(ep, r) for r, eps in enumerate(distributed.all_gather_objects(new)) for ep in eps]
+            new = [ep for ep, _ in sorted(merged, key=lambda x: (x[0][0], x[1]))]
+            self.rollout.finished[self.episodes_logged :] = new
+        self.episodes_logged = len(self.rollout.finished)
+        return new
+
     def _state_at(self, logger: RunLogger) -> tuple[dict[str, Tensor], dict[str, Any]]:
         self.wall_time = logger.elapsed()
         return self.state()
@@ -293,9 +394,11 @@ class Trainer:
         """Write a checkpoint version of the present state; signals wait until it is complete."""
         if self.out is None:
             return
-        tensors, meta = self._state_at(logger)
-        with deferred_signals():
-            save_checkpoint(self.out, tensors, meta)
+        tensors, meta = self._state_at(logger)  # a collective under torchrun: every process calls it
+        if self.rank == 0:
+            with deferred_signals():
+                save_checkpoint(self.out, tensors, meta)
+        distributed.barrier()  # no process goes on (or ends the job) before the checkpoint is complete
         self._saved_iteration = self.iteration
 
     # ------------------------------------------------------------------ state (checkpoints, resume)
@@ -336,6 +439,11 @@ def train(
 ) -> Agent:
     """Train a policy by policy gradient on a Gymnasium environment.
 
+    Under ``torchrun`` every process calls ``train`` with the same arguments: ``num_envs`` and
+    ``total_steps`` count over all processes, each process steps its share of the envs, and rank 0
+    alone writes ``out`` (:mod:`scoregrad.distributed`). The result is the run one process with all the
+    envs would make (exactly, for per-env-seeded vector envs without normalisation).
+
     Args:
         env: env id (``"CartPole-v1"``, or ``"my_module:MyEnv-v0"`` to import the module that
             registers it), ``gymnasium.Env``, env factory or vector env.
@@ -364,8 +472,11 @@ def train(
         config = config_for(algo, **settings)
     elif overrides:
         raise TypeError("pass either config= or keyword overrides, not both")
+    distributed.init()  # joins torchrun's process group; nothing in a plain process
     if out is not None:
-        prepare_run_directory(Path(out), overwrite)
+        if distributed.is_main():  # rank 0 alone owns the run directory
+            prepare_run_directory(Path(out), overwrite)
+        distributed.barrier()
     if algo == "es":  # evolution strategies: scoregrad.rl.es (policy search, no policy gradient)
         from scoregrad.rl.es import train_es
 

@@ -33,11 +33,12 @@ class A2C:
         cfg = self.config
         # 1. advantages: GAE with the critic as the learned baseline
         batch = Batch.from_rollout(buffer, *gae_advantages(buffer, cfg))
-        # 2. loss on the whole batch
-        log_prob, entropy, values = evaluate_actions(policy, batch)
+        # 2. loss on the whole batch (this process's share of it)
         adv = losses.normalize_advantages(batch.advantages) if cfg.norm_adv else batch.advantages
+        mine = step.share(len(batch))
+        batch, adv = batch[mine.rows], adv[mine.rows]
+        log_prob, entropy, values = evaluate_actions(policy, batch)
         policy_loss = losses.a2c_policy_loss(log_prob, adv)
         loss, stats = total_loss(cfg, policy_loss, losses.value_loss(values, batch.targets), entropy)
         # 3. one step
-        step(loss)
-        return stats
+        return step(loss, stats, mine)

@@ -3,15 +3,20 @@
 An algorithm is a small object built from its config with one method,
 ``update(policy, buffer, step, generator) -> stats``, that reads top to bottom the way CleanRL's
 ``ppo.py`` does: advantages of the rollout in ``buffer`` -> the batch of valid transitions ->
-minibatches -> loss -> ``step(loss)``. The trainer calls it once per rollout and knows nothing else
-about it (:data:`scoregrad.rl.algorithms.ALGORITHMS` maps a name to its class). ``step`` is the
-trainer's optimiser step (gradient clipping, the non-finite check, the update counter); ``generator``
-is the run's RNG, so minibatch order is reproducible and survives a resume.
+minibatches -> loss -> ``step(loss, stats, share)``. The trainer calls it once per rollout and knows
+nothing else about it (:data:`scoregrad.rl.algorithms.ALGORITHMS` maps a name to its class). ``step``
+is the trainer's optimiser step (gradient clipping, the non-finite check, the update counter);
+``generator`` is the run's RNG, so minibatch order is reproducible and survives a resume.
+
+Data parallelism (:mod:`scoregrad.distributed`) touches one line of an algorithm: ``buffer`` holds the
+rollouts of *all* processes, everything that needs no network (advantages, baselines from other
+samples, minibatch order, advantage normalisation) is computed on the whole (mini)batch, and the
+network's forward and backward run on ``step.share(n)``, this process's rows; ``step`` then sums the
+gradients over processes. In a single process the share is the whole batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import ClassVar, Protocol
 
@@ -23,10 +28,46 @@ from scoregrad.rl.config import CommonConfig
 from scoregrad.rl.policies import ActorCritic
 from scoregrad.rl.rollout import RolloutBuffer
 
-__all__ = ["Algorithm", "Batch", "Step", "gae_advantages", "evaluate_actions", "total_loss"]
+__all__ = ["Algorithm", "Batch", "Share", "Step", "gae_advantages", "evaluate_actions", "total_loss"]
 
-#: The trainer's optimiser step on a loss (backward, clip, check, step).
-Step = Callable[[Tensor], None]
+
+@dataclass(frozen=True)
+class Share:
+    """The rows of an ``n``-row (mini)batch that this process computes, and their weight (fraction of ``n``).
+
+    A loss that is a mean over the share, multiplied by ``weight`` and summed over processes, is the
+    mean over the whole batch; :meth:`normalize` standardises a per-row quantity over the whole batch.
+    """
+
+    rows: slice
+    weight: float
+    world: int = 1
+
+    def normalize(self, x: Tensor) -> Tensor:
+        """:func:`~scoregrad.rl.losses.normalize_advantages` of ``x`` (this share's rows) over all processes."""
+        if self.world == 1:
+            return losses.normalize_advantages(x)
+        from scoregrad import distributed
+
+        total = torch.stack([x.sum(), torch.tensor(float(len(x)), dtype=x.dtype)])
+        distributed.all_reduce_sum([total])
+        mean = total[0] / total[1]
+        sq = (x - mean).pow(2).sum().reshape(1)
+        distributed.all_reduce_sum([sq])
+        return (x - mean) / ((sq[0] / total[1]).sqrt() + 1e-8)
+
+
+class Step(Protocol):
+    """The trainer's optimiser step, as an algorithm sees it."""
+
+    def share(self, n: int) -> Share:
+        """This process's rows of an ``n``-row (mini)batch (all of them in a single process)."""
+        ...
+
+    def __call__(self, loss: Tensor, stats: dict[str, Tensor], share: Share) -> dict[str, Tensor]:
+        """Backward of ``share.weight * loss``, sum the gradients (and the weighted ``stats``) over
+        processes, clip, check for non-finite values, step; returns ``stats`` averaged over the batch."""
+        ...
 
 
 class Algorithm(Protocol):

@@ -47,15 +47,16 @@ class PPO:
         return stats
 
     def minibatch_step(self, policy: ActorCritic, mb: Batch, step: Step) -> dict[str, Tensor]:
-        """3. loss and 4. step on one minibatch."""
+        """3. loss and 4. step on one minibatch (this process's share of it)."""
         cfg = self.config
-        log_prob, entropy, values = evaluate_actions(policy, mb)
         adv = losses.normalize_advantages(mb.advantages) if cfg.norm_adv else mb.advantages
+        mine = step.share(len(mb))
+        mb, adv = mb[mine.rows], adv[mine.rows]
+        log_prob, entropy, values = evaluate_actions(policy, mb)
         policy_loss = losses.ppo_clip_loss(log_prob, mb.log_probs, adv, cfg.clip_coef)
         value_loss = losses.value_loss(
             values, mb.targets, mb.values, cfg.clip_coef if cfg.clip_vloss else None
         )
         loss, stats = total_loss(cfg, policy_loss, value_loss, entropy)
         kl = losses.approx_kl(log_prob, mb.log_probs)  # before the step: how far the last one moved
-        step(loss)
-        return {"approx_kl": kl, **stats}
+        return step(loss, {"approx_kl": kl, **stats}, mine)

@@ -99,16 +99,25 @@ class Reinforce:
         weights = self.weight_fn(b.rewards, b.terminated, b.truncated, cfg.gamma, bootstrap, b.valid)
         episode = returns.episode_ids(b.start_done, b.terminated | b.truncated)
         batch = Batch.from_rollout(b, weights, weights, episode)
-        # 2. baseline and loss on the whole batch
-        log_prob, entropy, values = evaluate_actions(policy, batch)
-        baseline, fit_loss = self.baseline(batch.advantages, context=Context(values, batch.episode))
+        # 2. baseline and loss on the whole batch (this process's share of it): a baseline built from
+        # the other samples sees the whole batch, the critic sees the share it computes
+        mine = step.share(len(batch))
+        if self.baseline.uses_other_samples:
+            baseline, fit_loss = self.baseline(batch.advantages, context=Context(None, batch.episode))
+            if baseline is not None and baseline.dim() > 0:  # a scalar baseline applies to every row
+                baseline = baseline[mine.rows]
+            batch = batch[mine.rows]
+            log_prob, entropy, values = evaluate_actions(policy, batch)
+        else:
+            batch = batch[mine.rows]
+            log_prob, entropy, values = evaluate_actions(policy, batch)
+            baseline, fit_loss = self.baseline(batch.advantages, context=Context(values, batch.episode))
         if cfg.norm_adv:
             centred = batch.advantages - (0.0 if baseline is None else baseline)
-            policy_loss = losses.reinforce_loss(log_prob, losses.normalize_advantages(centred))
+            policy_loss = losses.reinforce_loss(log_prob, mine.normalize(centred))
         else:
             policy_loss = losses.reinforce_loss(log_prob, batch.advantages, baseline)
         value_loss = fit_loss if fit_loss is not None else torch.zeros(())
         loss, stats = total_loss(cfg, policy_loss, value_loss, entropy)
         # 3. one step
-        step(loss)
-        return stats
+        return step(loss, stats, mine)

@@ -1,0 +1,266 @@
+"""Scale out on ``torch.distributed``: the few collective pieces that RL, ES and sequence training share.
+
+Launch any scoregrad program with ``torchrun`` (``torchrun --standalone --nproc_per_node=2 -m scoregrad
+train ...``, or ``scoregrad train ... --nproc 2``, which runs torchrun for you). Every trainer calls
+:func:`init`, which joins the process group that torchrun describes in the environment (``RANK``,
+``WORLD_SIZE``, ``MASTER_ADDR``...; gloo on CPU, NCCL where CUDA is present) and does nothing in a plain
+process, so the same code runs on one process or many. What each trainer exchanges, and when:
+
+* **RL** (:mod:`scoregrad.rl.trainer`): each process steps its share of ``num_envs`` (which counts envs
+  over all processes); its actions are drawn from *its rows of one draw for all envs*
+  (:class:`ShardedGenerator`), so that ``W`` processes x ``N/W`` envs run the same rollout as one
+  process with ``N`` envs (for per-env-seeded vector envs). Per iteration: one all-gather of the
+  rollouts (:func:`all_gather_cat`), so every process holds the union batch; per optimiser step, one
+  flat all-reduce of the gradients of each process's share of the minibatch (:func:`all_reduce_sum`).
+* **ES** (:mod:`scoregrad.es`): the population is split across processes, which exchange only losses
+  (:func:`evaluate_population`), as in Salimans et al. (2017): noise is seed-addressed.
+* **Sequences** (:mod:`scoregrad.seq`): ``DistributedDataParallel`` over prompts.
+
+Only rank 0 writes the run directory (:func:`is_main`), with a :func:`barrier` after each checkpoint.
+
+Measured here (2 CPU cores, gloo over loopback): a collective costs about 1 ms whatever its size up to
+~100 kB, so the trainers make a constant number of them per iteration or per optimiser step, never one
+per env step.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "init",
+    "launched",
+    "is_initialized",
+    "world_size",
+    "rank",
+    "is_main",
+    "barrier",
+    "shard",
+    "local_count",
+    "all_reduce_sum",
+    "all_gather_cat",
+    "all_gather_objects",
+    "evaluate_population",
+    "ShardedGenerator",
+    "ProcessGroupError",
+    "DEFAULT_TIMEOUT",
+]
+
+#: Seconds a collective waits for the other processes before the job fails (``--timeout``).
+DEFAULT_TIMEOUT = 300.0
+
+
+class ProcessGroupError(RuntimeError):
+    """Another process stopped, failed or did not answer within the timeout during a collective."""
+
+
+def launched() -> bool:
+    """True in a process started by ``torchrun`` (or anything that sets ``RANK`` and ``WORLD_SIZE``)."""
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def is_initialized() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized()
+
+
+def init(timeout: float | None = None, backend: str | None = None) -> int:
+    """Join torchrun's process group (once); returns the number of processes (1 outside torchrun).
+
+    Args:
+        timeout: seconds any collective may wait for the others before the job fails with
+            :class:`ProcessGroupError` (default :data:`DEFAULT_TIMEOUT`, or ``SCOREGRAD_TIMEOUT``).
+        backend: ``"gloo"`` or ``"nccl"``; default NCCL where CUDA is available, else gloo.
+    """
+    if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+        raise ValueError(f"timeout must be a positive number of seconds; got {timeout!r}")
+    if is_initialized() or not launched():
+        return world_size()
+    import torch.distributed as dist
+
+    if timeout is None:
+        timeout = float(os.environ.get("SCOREGRAD_TIMEOUT", DEFAULT_TIMEOUT))
+    if backend is None:
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout))
+    return world_size()
+
+
+def world_size() -> int:
+    if not is_initialized():
+        return 1
+    import torch.distributed as dist
+
+    return dist.get_world_size()
+
+
+def rank() -> int:
+    if not is_initialized():
+        return 0
+    import torch.distributed as dist
+
+    return dist.get_rank()
+
+
+def is_main() -> bool:
+    """True on rank 0 (and in a plain process): the one process that writes files and prints."""
+    return rank() == 0
+
+
+@contextmanager
+def _collective(what: str) -> Iterator[None]:
+    """Turn a failed collective (a process died, raised, or timed out) into one clear error."""
+    try:
+        yield
+    except RuntimeError as err:
+        if isinstance(err, ProcessGroupError):
+            raise
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ProcessGroupError(
+            f"rank {rank()} of {world_size()}: {what} failed: another process stopped, failed or did not "
+            f"answer within the timeout ({first})"
+        ) from err
+
+
+def barrier() -> None:
+    if world_size() == 1:
+        return
+    import torch.distributed as dist
+
+    with _collective("barrier"):
+        dist.barrier()
+
+
+def shard(n: int, index: int | None = None, count: int | None = None) -> slice:
+    """The contiguous rows ``[n*r//W, n*(r+1)//W)`` of ``n`` that process ``r`` of ``W`` handles."""
+    r = rank() if index is None else index
+    w = world_size() if count is None else count
+    return slice(n * r // w, n * (r + 1) // w)
+
+
+def local_count(total: int, what: str) -> int:
+    """``total / world_size()``, refusing a ``total`` that does not split evenly (naming ``what``)."""
+    w = world_size()
+    if total % w:
+        raise ValueError(f"{what}={total} must be divisible by the number of processes ({w})")
+    return total // w
+
+
+def all_reduce_sum(tensors: Sequence[Tensor]) -> None:
+    """Sum ``tensors`` over processes, in place, in ONE flat all-reduce.
+
+    Used for the gradients of each process's share of a minibatch (plus the few statistics that ride
+    along), the way DDP's buckets do, but in one message: latency, not bandwidth, dominates small models.
+    """
+    if world_size() == 1 or not tensors:
+        return
+    import torch.distributed as dist
+
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    flat = torch.cat([t.detach().reshape(-1).to(dtype) for t in tensors])
+    with _collective("all_reduce"):
+        dist.all_reduce(flat)
+    offset = 0
+    for t in tensors:
+        n = t.numel()
+        t.detach().copy_(flat[offset : offset + n].view(t.shape))
+        offset += n
+
+
+def all_gather_cat(tensors: Sequence[Tensor], dim: int = 0) -> list[Tensor]:
+    """Concatenate each tensor over processes along ``dim`` (rank order), in ONE all-gather.
+
+    Every process passes tensors of the same shapes; dtypes are kept (the message is float64, exact for
+    floats, bools and integers below 2**53).
+    """
+    if world_size() == 1:
+        return list(tensors)
+    import torch.distributed as dist
+
+    flat = torch.cat([t.detach().reshape(-1).to(torch.float64) for t in tensors])
+    out = [torch.empty_like(flat) for _ in range(world_size())]
+    with _collective("all_gather"):
+        dist.all_gather(out, flat)
+    result = []
+    offset = 0
+    for t in tensors:
+        n = t.numel()
+        pieces = [o[offset : offset + n].view(t.shape).to(t.dtype) for o in out]
+        result.append(torch.cat(pieces, dim=dim))
+        offset += n
+    return result
+
+
+def all_gather_objects(obj: Any) -> list[Any]:
+    """``[obj of rank 0, obj of rank 1, ...]`` (small JSON-like objects: episode lists, env states)."""
+    if world_size() == 1:
+        return [obj]
+    import torch.distributed as dist
+
+    out: list[Any] = [None] * world_size()
+    with _collective("all_gather_object"):
+        dist.all_gather_object(out, obj)
+    return out
+
+
+def evaluate_population(f: Callable[[Tensor], Tensor], X: Tensor) -> Tensor:
+    """``f(X)`` for a population ``(P, D)``, each process evaluating its :func:`shard` of the rows.
+
+    Every process holds the whole population (seed-addressed noise makes it the same everywhere) and
+    gets back every loss ``(P,)``: the only thing that crosses the network is ``P`` numbers.
+    """
+    if world_size() == 1:
+        return f(X)
+    rows = shard(X.shape[0])
+    mine = torch.as_tensor(f(X[rows]), dtype=X.dtype).reshape(-1)
+    sizes = [shard(X.shape[0], r).stop - shard(X.shape[0], r).start for r in range(world_size())]
+    padded = torch.zeros(max(sizes), dtype=X.dtype)
+    padded[: len(mine)] = mine
+    gathered = all_gather_cat([padded.unsqueeze(0)])[0]
+    return torch.cat([gathered[r, : sizes[r]] for r in range(world_size())])
+
+
+@dataclass(frozen=True)
+class ShardedGenerator:
+    """Draws that are this process's rows of one draw made for all processes.
+
+    A draw of shape ``(B, ...)`` returns rows ``[rank*B, (rank+1)*B)`` of the ``(world*B, ...)`` draw
+    that one process holding every process's rows would make with ``generator``; so ``W`` processes
+    with ``B`` envs each sample exactly the actions of one process with ``W*B`` envs. The generator
+    advances identically on every process (its state is the same everywhere and in checkpoints).
+    """
+
+    generator: torch.Generator
+    index: int
+    count: int
+
+    def rows(
+        self, draw: Callable[[tuple[int, ...], torch.Generator], Tensor], shape: Sequence[int]
+    ) -> Tensor:
+        b = shape[0]
+        full = draw((b * self.count, *shape[1:]), self.generator)
+        return full[self.index * b : (self.index + 1) * b]
+
+
+def draw(
+    sample: Callable[[tuple[int, ...], torch.Generator | None], Tensor],
+    shape: Sequence[int],
+    generator: torch.Generator | ShardedGenerator | None,
+) -> Tensor:
+    """``sample(shape, generator)``, or this process's rows of it for a :class:`ShardedGenerator`."""
+    if isinstance(generator, ShardedGenerator):
+        return generator.rows(sample, tuple(shape))
+    return sample(tuple(shape), generator)

@@ -1,0 +1,22 @@
+"""ES across processes: each evaluates its share of the population, only losses cross; bit-identical."""
+
+from __future__ import annotations
+
+import torch
+from safetensors.torch import load_file
+
+from tests.distributed import es_runs
+from tests.distributed.launch import torchrun
+
+
+def test_two_processes_give_bit_identical_search_results_to_one(tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir(), two.mkdir()
+    es_runs.main(one)
+    result = torchrun("tests/distributed/es_runs.py", str(two))
+    assert result.returncode == 0, result.stderr[-3000:]
+    a, b = load_file(str(one / "es.safetensors")), load_file(str(two / "es.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key  # bitwise: the same candidates, losses and updates
+    assert not torch.equal(a["openes.mean"], torch.linspace(-1, 1, 12, dtype=torch.float64))  # it moved
