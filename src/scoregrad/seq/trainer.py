@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from scoregrad import distributed
 from scoregrad.rl.checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -189,6 +190,15 @@ def _use_sampling_graph(config: SeqConfig, model: nn.Module) -> bool:
     return config.sampling_graph
 
 
+def _mean_over_processes(metrics: dict[str, float]) -> dict[str, float]:
+    """Each metric averaged over processes (one all-reduce under torchrun; unchanged in one process)."""
+    if distributed.world_size() == 1:
+        return metrics
+    values = torch.tensor([metrics[k] for k in metrics], dtype=torch.float64)
+    distributed.all_reduce_sum([values])
+    return {k: float(v) / distributed.world_size() for k, v in zip(metrics, values, strict=True)}
+
+
 class Trainer:
     """Train ``model`` on ``reward_fn`` of its completions of ``prompts``; see :func:`train`."""
 
@@ -242,7 +252,12 @@ class Trainer:
             lr=config.learning_rate,
             weight_decay=config.weight_decay,
         )
-        self.sample_rng = torch.Generator(device=device).manual_seed(seed)
+        # Under torchrun, prompts_per_step counts the prompts of all processes; each generates for its share
+        self.world, self.rank = distributed.init(), distributed.rank()
+        if self.world > 1:
+            distributed.local_count(config.prompts_per_step, "prompts_per_step")
+        # each process samples its own completions; the prompt order is the same everywhere
+        self.sample_rng = torch.Generator(device=device).manual_seed(seed + 1_000_003 * self.rank)
         self.prompt_rng = torch.Generator().manual_seed(seed + 1)
         self.order = torch.randperm(len(self.prompts), generator=self.prompt_rng)
         self.position = 0
@@ -260,7 +275,7 @@ class Trainer:
             self.position = 0
         idx = self.order[self.position : self.position + k].tolist()
         self.position += k
-        return idx
+        return idx[distributed.shard(k)]  # this process's prompts (all of them in one process)
 
     def _as_reward_input(
         self, prompt_idx: list[int], completions: Tensor, mask: Tensor, repeats: int
@@ -387,10 +402,26 @@ class Trainer:
         return stats
 
     def _optimizer_step(self) -> None:
-        """Clip the gradient norm and step the optimiser: the one place where the weights change."""
+        """Average the gradients over processes (one flat all-reduce, as DDP does but in one message, and also
+        when the loss backpropagated through the sampling pass rather than a forward of a DDP wrapper),
+        clip the gradient norm and step the optimiser: the one place where the weights change."""
+        if self.world > 1:
+            params = [p for p in self.model.parameters() if p.requires_grad]
+            for p in params:
+                if p.grad is None:  # a process whose batch left a parameter out still takes part
+                    p.grad = torch.zeros_like(p)
+            distributed.all_reduce_sum([p.grad for p in params])
+            for p in params:
+                p.grad.div_(self.world)
         if self.config.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
         self.optimizer.step()
+
+    def _checkpoint(self) -> None:
+        """Rank 0 writes (the weights and optimiser agree everywhere); the others wait until it is complete."""
+        if self.rank == 0:
+            self.save(self.out / "checkpoint")
+        distributed.barrier()
 
     def run(self) -> nn.Module:
         """Train until ``steps``; returns the model (trained in place)."""
@@ -399,20 +430,21 @@ class Trainer:
             torch.set_num_threads(c.torch_threads)
         was_training = self.model.training
         self.model.eval()  # dropout off: the law that samples is the law in the loss
-        logger = _Logger(self.out, c.progress, self.steps, self.step)
+        main = self.rank == 0  # under torchrun, rank 0 alone logs and writes
+        logger = _Logger(self.out if main else None, c.progress and main, self.steps, self.step)
         try:
             while self.step < self.steps:
-                metrics = self.train_step()
+                metrics = _mean_over_processes(self.train_step())
                 metrics["step"] = self.step
                 self.history.append(metrics)
                 if self.step % c.log_every == 0 or self.step == self.steps:
                     logger.log(self.step, metrics)
                 if self.out is not None and c.checkpoint_every and self.step % c.checkpoint_every == 0:
-                    self.save(self.out / "checkpoint")
+                    self._checkpoint()
                 if self.callback is not None and self.callback(self):
                     break
             if self.out is not None:
-                self.save(self.out / "checkpoint")
+                self._checkpoint()
         finally:
             logger.close()
             self.model.train(was_training)
@@ -465,6 +497,8 @@ class Trainer:
         self.optimizer.load_state_dict(opt)
         self.sample_rng.set_state(tensors["rng.sample"])
         self.prompt_rng.set_state(tensors["rng.prompts"])
+        if self.rank > 0:  # the checkpoint holds rank 0's sampling RNG; the others draw fresh, distinct streams
+            self.sample_rng.manual_seed(self.seed + 1_000_003 * self.rank + 7919 * self.step)
         self.order = tensors["prompts.order"].clone()
         self.position, self.step = tr["position"], tr["step"]
         return self
