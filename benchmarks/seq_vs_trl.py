@@ -331,13 +331,18 @@ def check_losses_equal(model_dir: Path, max_new_tokens: int, seed: int = 0) -> d
 
 # ---------------------------------------------------------------------------- driver
 def pretrained_model(setting_name: str, steps: int, folder: Path) -> Path:
-    """One MLE-pretrained model per setting (seed 0); the runners' seeds vary sampling and prompt order."""
+    """One MLE-pretrained model per setting (seed 0); the runners' seeds vary sampling and prompt order.
+
+    Reused when ``folder`` already holds it (the pretraining is deterministic: same setting, steps, seed).
+    """
+    path = folder / f"{setting_name}_{steps}"
+    if (path / "config.json").exists():
+        return path
     torch.manual_seed(0)
     model = gpt2(SETTINGS[setting_name])
     from scoregrad.seq.hf import HFCausalLM
 
     task.pretrain(HFCausalLM(model), steps, lr=1e-3, seed=0)
-    path = folder / setting_name
     model.save_pretrained(path)
     return path
 
@@ -361,6 +366,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--pretrain-steps", type=int, default=0, help="0: the setting's default")
     parser.add_argument("--name", default="seq_vs_trl")
+    parser.add_argument(
+        "--models", help="folder to keep the pretrained models in and reuse (default: a temporary one)"
+    )
     parser.add_argument("--worker", choices=RUNNERS)
     parser.add_argument("--model-dir")
     parser.add_argument("--seed", type=int, default=0)
@@ -373,7 +381,8 @@ def main() -> None:
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     rows, raw, checks = [], {}, {}
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = args.models or scratch
         for setting in args.settings.split(","):
             max_new = SETTINGS[setting]["max_new_tokens"]
             steps = args.pretrain_steps or SETTINGS[setting]["pretrain_steps"]

@@ -156,29 +156,68 @@ def accuracy(model: nn.Module, pairs: list[tuple[int, int]], max_new_tokens: int
     return sum(ans == str(a + b) for ans, (a, b) in zip(answers, pairs, strict=True)) / len(pairs)
 
 
+def mle_step(model: nn.Module, opt: torch.optim.Optimizer, rng: random.Random, batch: int = 64) -> float:
+    """One maximum-likelihood step on ``batch`` fresh ``a+b=c<eos>`` (loss on the answer tokens only)."""
+    pairs = [(rng.randint(10, 999), rng.randint(10, 999)) for _ in range(batch)]
+    texts = [(f"{a}+{b}=", f"{a + b}") for a, b in pairs]
+    width = max(len(p) + len(c) + 1 for p, c in texts)
+    ids = torch.full((batch, width), PAD)
+    mask = torch.zeros(batch, width, dtype=torch.bool)
+    target = torch.full((batch, width), -100)
+    for i, (p, c) in enumerate(texts):
+        full = torch.cat([encode(p + c), torch.tensor([EOS])])
+        ids[i, width - len(full) :] = full
+        mask[i, width - len(full) :] = True
+        target[i, width - len(c) - 2 : width - 1] = full[len(p) :]  # position t predicts token t+1
+    logits = model.decode(ids, mask, None)[0]
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return float(loss)
+
+
 def pretrain(model: nn.Module, steps: int, batch: int = 64, lr: float = 3e-3, seed: int = 0) -> None:
-    """Maximum likelihood on ``a+b=c<eos>`` (loss on the answer tokens only); any model with ``decode``."""
+    """Maximum likelihood on ``a+b=c<eos>`` with a cosine-decayed rate; any model with ``decode``."""
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     rng = random.Random(seed)
     for step in range(steps):
-        pairs = [(rng.randint(10, 999), rng.randint(10, 999)) for _ in range(batch)]
-        texts = [(f"{a}+{b}=", f"{a + b}") for a, b in pairs]
-        width = max(len(p) + len(c) + 1 for p, c in texts)
-        ids = torch.full((batch, width), PAD)
-        mask = torch.zeros(batch, width, dtype=torch.bool)
-        target = torch.full((batch, width), -100)
-        for i, (p, c) in enumerate(texts):
-            full = torch.cat([encode(p + c), torch.tensor([EOS])])
-            ids[i, width - len(full) :] = full
-            mask[i, width - len(full) :] = True
-            target[i, width - len(c) - 2 : width - 1] = full[len(p) :]  # position t predicts token t+1
-        logits = model.decode(ids, mask, None)[0]
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        mle_step(model, opt, rng, batch)
         for g in opt.param_groups:  # cosine decay
             g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * (step + 1) / steps))
+
+
+def continue_mle(
+    base: nn.Module,
+    seconds: float,
+    held_out: list[tuple[int, int]],
+    learning_rate: float,
+    seed: int,
+    eval_every: int,
+) -> dict[str, list]:
+    """The control: maximum likelihood continued from the pretrained model for ``seconds`` of training.
+
+    Same constant learning rate and AdamW as the RL runs, fresh problems (with their answers, which RL
+    never sees), 64 per step; the curve has the same keys as an RL method's.
+    """
+    model = copy.deepcopy(base)
+    opt = torch.optim.AdamW(model.parameters(), lr=learning_rate)
+    rng = random.Random(seed + 1)
+    curve, step, train_time = [(0, 0.0, accuracy(model, held_out))], 0, 0.0
+    while train_time < seconds:
+        start = time.perf_counter()
+        mle_step(model, opt, rng)
+        train_time += time.perf_counter() - start
+        step += 1
+        if step % eval_every == 0:
+            curve.append((step, train_time, accuracy(model, held_out)))
+    if curve[-1][0] != step:
+        curve.append((step, train_time, accuracy(model, held_out)))
+    return {
+        "steps": [c[0] for c in curve],
+        "seconds": [c[1] for c in curve],
+        "accuracy": [c[2] for c in curve],
+    }
 
 
 def build_pretrained(pretrain_steps: int, seed: int = 0, cfg: GPTConfig | None = None) -> GPT:
@@ -192,6 +231,7 @@ def build_pretrained(pretrain_steps: int, seed: int = 0, cfg: GPTConfig | None =
 def run(
     methods: list[str], steps: int, pretrain_steps: int, eval_size: int = 200, eval_every: int = 10,
     learning_rate: float = 1e-4, seed: int = 0, progress: bool = True, prompts_per_step: int = 32,
+    mle_control: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     base = build_pretrained(pretrain_steps, seed)
     held_out = problems(eval_size, seed=10_000 + seed)
@@ -225,6 +265,14 @@ def run(
         print(
             f"{method:12s} held-out accuracy {curve[0][2]:.3f} -> {curve[-1][2]:.3f} in {curve[-1][1]:.1f} s"
         )
+    if mle_control and results["methods"]:  # as much training time as the slowest RL method had
+        seconds = max(r["seconds"][-1] for r in results["methods"].values())
+        mle = continue_mle(base, seconds, held_out, learning_rate, seed, eval_every=10 * eval_every)
+        results["mle_continued"] = mle
+        print(
+            f"{'mle (control)':12s} held-out accuracy {mle['accuracy'][0]:.3f} -> {mle['accuracy'][-1]:.3f} "
+            f"in {mle['seconds'][-1]:.1f} s ({mle['steps'][-1]} steps of 64 problems with their answers)"
+        )
     return results
 
 
@@ -238,6 +286,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
     for method, r in results["methods"].items():
         axes[0].plot(r["steps"], r["accuracy"], label=method)
         axes[1].plot(r["seconds"], r["accuracy"], label=method)
+    if "mle_continued" in results:  # its steps are MLE steps: only against wall time
+        r = results["mle_continued"]
+        axes[1].plot(r["seconds"], r["accuracy"], "k--", label="MLE continued (control)")
     axes[0].set_xlabel(f"training step ({results['prompts_per_step']} prompts x 8 completions)")
     axes[1].set_xlabel("wall time without evaluation (s)")
     for ax in axes:
@@ -266,13 +317,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--mle-control", action="store_true",
+        help="also continue maximum likelihood from the pretrained model for as long as the slowest RL method trained",
+    )  # fmt: skip
     parser.add_argument("--out", default=None, help="directory for results JSON and PNG")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     results = run(args.methods.split(","), args.steps, args.pretrain_steps, args.eval_size, args.eval_every,
                   args.learning_rate, args.seed, progress=args.out is not None,
-                  prompts_per_step=args.prompts_per_step)  # fmt: skip
+                  prompts_per_step=args.prompts_per_step, mle_control=args.mle_control)  # fmt: skip
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)

@@ -248,3 +248,32 @@ def test_sampling_graph_gives_the_same_loss_and_gradient_as_the_teacher_forced_p
         torch.testing.assert_close(a, b)
         for x, y in zip(ga, gb, strict=True):
             torch.testing.assert_close(x, y, atol=1e-5, rtol=1e-4)
+
+
+def test_generation_drops_the_sampling_graph_when_completions_outgrow_graph_max_tokens():
+    torch.manual_seed(0)
+    model = TinyRNNCached(vocab=5, hidden=8)
+    rollouts = {
+        limit: seq.generate(
+            model,
+            torch.tensor([[1, 2]]),
+            4,
+            6,
+            keep_graph=True,
+            graph_max_tokens=limit,
+            generator=torch.Generator().manual_seed(0),
+        )  # fmt: skip
+        for limit in (6, 3)
+    }
+    kept, dropped = rollouts[6], rollouts[3]  # no eos: every completion has 6 tokens
+    assert kept.sampled_log_probs is not None and kept.sampled_log_probs.requires_grad
+    assert kept.sampled_entropy is not None
+    assert dropped.sampled_log_probs is None and dropped.sampled_entropy is None
+    assert torch.equal(kept.completions, dropped.completions)
+    torch.testing.assert_close(kept.log_probs, dropped.log_probs)
+    adv = seq.advantages(torch.tensor([1.0, 0.0, 2.0, 0.5]), kept.group, "rloo")
+    # without the graph the loss runs its own forward pass: same value and gradient
+    ga = torch.autograd.grad(seq.policy_loss(model, kept, adv), list(model.parameters()))
+    gb = torch.autograd.grad(seq.policy_loss(model, dropped, adv), list(model.parameters()))
+    for x, y in zip(ga, gb, strict=True):
+        torch.testing.assert_close(x, y, atol=1e-5, rtol=1e-4)

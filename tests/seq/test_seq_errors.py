@@ -35,7 +35,7 @@ def test_generate_refuses_bad_input():
         seq.generate(TinyRNN(vocab=3, max_context=4), torch.tensor([[1, 2, 1]]), max_new_tokens=2)
     for kwargs, name in [({"num_samples": 0}, "num_samples"), ({"max_new_tokens": 0}, "max_new_tokens"),
                          ({"temperature": -1.0}, "temperature"), ({"top_k": -1}, "top_k"), ({"top_p": 0.0}, "top_p"),
-                         ({"pad_id": -1}, "pad_id")]:  # fmt: skip
+                         ({"pad_id": -1}, "pad_id"), ({"graph_max_tokens": 0}, "graph_max_tokens")]:  # fmt: skip
         with pytest.raises(ValueError, match=f"^{name}:"):
             seq.generate(model, torch.tensor([[1]]), **kwargs)
 

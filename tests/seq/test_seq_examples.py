@@ -28,10 +28,15 @@ def example(monkeypatch):
 def test_arithmetic_example_short(example, tmp_path):
     arithmetic = example("seq_arithmetic")
     results = arithmetic.main(["--methods", "rloo,reinforce", "--steps", "3", "--pretrain-steps", "10",
-                               "--eval-size", "10", "--eval-every", "3", "--out", str(tmp_path)])  # fmt: skip
+                               "--eval-size", "10", "--eval-every", "3", "--mle-control", "--out", str(tmp_path)])  # fmt: skip
     assert set(results["methods"]) == {"rloo", "reinforce"}
     for curve in results["methods"].values():
         assert curve["steps"] == [0, 3] and all(0 <= a <= 1 for a in curve["accuracy"])
+    control = results[
+        "mle_continued"
+    ]  # trained at least as long as the slowest RL method, from the same start
+    assert control["seconds"][-1] >= max(c["seconds"][-1] for c in results["methods"].values())
+    assert control["accuracy"][0] == results["pretrained_accuracy"] and control["steps"][-1] >= 1
     assert (tmp_path / "seq_arithmetic.png").exists()
 
 
@@ -75,5 +80,8 @@ def test_classifier_f1_example_short(example):
 def test_gpt2_example_short(example):
     pytest.importorskip("transformers")
     gpt2 = example("seq_gpt2")
-    results = gpt2.main(["--pretrain-steps", "3", "--steps", "2", "--eval-size", "8"])
-    assert 0 <= results["after"] <= 1
+    assert gpt2.standard_error(0.5, 100) == pytest.approx(0.05) and gpt2.standard_error(1.0, 10) == 0.0
+    results = gpt2.main(
+        ["--pretrain-steps", "3", "--steps", "2", "--prompts-per-step", "2", "--eval-size", "8"]
+    )
+    assert results["eval_size"] == 8 and all(0 <= results[k] <= 1 for k in ("before", "after"))

@@ -71,6 +71,26 @@ def advantages(
         ``(N,)`` advantages, detached. With ``"rloo"`` or ``"none"`` (and ``"scst"``, whose baseline
         does not depend on the samples) the score-function gradient is unbiased.
     """
+    valid = _check_inputs(rewards, group, method, baseline_rewards, valid)
+    rewards = rewards.detach()
+    clean = torch.where(valid, rewards, torch.zeros_like(rewards))
+    if method == "none":
+        return clean
+    if method == "scst":
+        return _self_critical(clean, group, valid, baseline_rewards)
+    size = _dense(group, valid)
+    if size is not None:  # contiguous equal groups, every reward present: one reshape
+        _check_group_size(method, size)
+        return _dense_advantages(clean.view(-1, size), method).reshape(-1)
+    sizes = torch.unique(group, return_counts=True)[1]
+    _check_group_size(method, int(sizes.min()) if sizes.numel() else 2)
+    return _ragged_advantages(clean, group, valid, method)
+
+
+def _check_inputs(
+    rewards: Tensor, group: Tensor, method: str, baseline_rewards: Tensor | None, valid: Tensor | None
+) -> Tensor:
+    """Validate :func:`advantages`' arguments (each error names one); returns ``valid`` (all True if None)."""
     if method not in METHODS:
         raise ValueError(f"method: expected one of {sorted(METHODS)}, got {method!r}")
     if not isinstance(rewards, Tensor) or rewards.dim() != 1 or not rewards.is_floating_point():
@@ -91,54 +111,54 @@ def advantages(
             f"valid: expected a ({n},) bool tensor, got {getattr(valid, 'dtype', type(valid).__name__)} "
             f"of shape {tuple(getattr(valid, 'shape', ()))}"
         )
-    rewards = rewards.detach()
-    bad = valid & ~torch.isfinite(rewards)
+    bad = valid & ~torch.isfinite(rewards.detach())
     if bool(bad.any()):
         i = int(torch.nonzero(bad)[0])
         raise ValueError(f"rewards: non-finite value {rewards[i].item()} at index {i}")
     if method != "scst" and baseline_rewards is not None:
         raise ValueError(f"baseline_rewards: only used by method='scst', got method={method!r}")
-    clean = torch.where(valid, rewards, torch.zeros_like(rewards))
+    return valid
 
-    if method == "none":
-        return clean
-    if method == "scst":
-        if baseline_rewards is None:
-            raise ValueError("baseline_rewards: method='scst' needs the greedy decodes' rewards")
-        baseline_rewards = torch.as_tensor(baseline_rewards, dtype=rewards.dtype, device=rewards.device)
-        num_groups = int(group.max()) + 1 if n else 0
-        if baseline_rewards.shape == (num_groups,) and baseline_rewards.shape != (n,):
-            baseline_rewards = baseline_rewards[group]
-        if baseline_rewards.shape != (n,):
-            raise ValueError(
-                f"baseline_rewards: expected shape ({n},) or ({num_groups},), got {tuple(baseline_rewards.shape)}"
-            )
-        if not bool(torch.isfinite(baseline_rewards).all()):
-            raise ValueError("baseline_rewards: contains a non-finite value")
-        return torch.where(valid, clean - baseline_rewards, torch.zeros_like(clean))
 
-    size = _dense(group, valid)
-    if size is not None:  # contiguous equal groups, every reward present: one reshape
-        if size < 2:
-            raise ValueError(
-                f"group: method={method!r} needs at least 2 completions per prompt (num_samples >= 2), got 1"
-            )
-        grouped = clean.view(-1, size)
-        if method == "rloo":
-            return (grouped - leave_one_out_mean(grouped, dim=1)).reshape(n)
-        centred = grouped - grouped.mean(1, keepdim=True)
-        if method == "grpo":
-            centred = centred / (grouped.std(1, keepdim=True) + _EPS)
-        elif method == "reinforce++":
-            centred = centred / (centred.std() + _EPS)
-        return centred.reshape(n)
-
-    # ragged groups (some rewards missing): the same statistics, one group at a time
-    sizes = torch.unique(group, return_counts=True)[1]
-    if bool((sizes < 2).any()):
+def _check_group_size(method: str, smallest: int) -> None:
+    if smallest < 2:
         raise ValueError(
             f"group: method={method!r} needs at least 2 completions per prompt (num_samples >= 2), got 1"
         )
+
+
+def _self_critical(clean: Tensor, group: Tensor, valid: Tensor, baseline_rewards: Tensor | None) -> Tensor:
+    """SCST (Rennie et al., 2017): the reward minus the greedy decode's reward of the same prompt."""
+    if baseline_rewards is None:
+        raise ValueError("baseline_rewards: method='scst' needs the greedy decodes' rewards")
+    n = clean.shape[0]
+    baseline = torch.as_tensor(baseline_rewards, dtype=clean.dtype, device=clean.device)
+    num_groups = int(group.max()) + 1 if n else 0
+    if baseline.shape == (num_groups,) and baseline.shape != (n,):
+        baseline = baseline[group]
+    if baseline.shape != (n,):
+        raise ValueError(
+            f"baseline_rewards: expected shape ({n},) or ({num_groups},), got {tuple(baseline.shape)}"
+        )
+    if not bool(torch.isfinite(baseline).all()):
+        raise ValueError("baseline_rewards: contains a non-finite value")
+    return torch.where(valid, clean - baseline, torch.zeros_like(clean))
+
+
+def _dense_advantages(grouped: Tensor, method: str) -> Tensor:
+    """``(num_groups, G)`` rewards -> advantages of the same shape (every reward present)."""
+    if method == "rloo":
+        return grouped - leave_one_out_mean(grouped, dim=1)
+    centred = grouped - grouped.mean(1, keepdim=True)
+    if method == "grpo":
+        return centred / (grouped.std(1, keepdim=True) + _EPS)
+    if method == "reinforce++":
+        return centred / (centred.std() + _EPS)
+    return centred  # dr_grpo
+
+
+def _ragged_advantages(clean: Tensor, group: Tensor, valid: Tensor, method: str) -> Tensor:
+    """The statistics of :func:`_dense_advantages`, one group at a time over its valid members."""
     out = torch.zeros_like(clean)
     for rows in _groups(group, valid):
         if rows.numel() < 2:  # a single rewarded completion has no baseline: no signal, advantage 0

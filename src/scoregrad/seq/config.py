@@ -75,7 +75,8 @@ class SeqConfig:
     sampling_graph: bool | None = _f(
         None,
         "keep the sampling pass's graph for the loss (no second forward); None: when on-policy "
-        "(updates_per_generation 1), one micro-batch, a model with a KV cache and max_new_tokens <= 16",
+        "(updates_per_generation 1), one micro-batch and a model with a KV cache, dropped when the "
+        "completions grow past 8 tokens",
     )
     log_every: int = _f(1, "log metrics every this many steps")
     checkpoint_every: int = _f(

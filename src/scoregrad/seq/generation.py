@@ -242,6 +242,104 @@ def _validate_sampling(temperature: float, top_k: int, top_p: float) -> None:
         raise ValueError(f"top_p: expected a float in (0, 1], got {top_p!r}")
 
 
+def _is_count(value: Any, smallest: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= smallest
+
+
+def _check_generate_args(
+    model: Any,
+    num_samples: int,
+    max_new_tokens: int,
+    pad_id: int,
+    eos_id: int | None,
+    graph_max_tokens: int | None,
+) -> None:
+    if not isinstance(model, nn.Module) and not callable(model):
+        raise TypeError(
+            f"model: expected an nn.Module (or callable) ids -> logits, got {type(model).__name__}"
+        )
+    if not _is_count(num_samples, 1):
+        raise ValueError(f"num_samples: expected an int >= 1, got {num_samples!r}")
+    if not _is_count(max_new_tokens, 1):
+        raise ValueError(f"max_new_tokens: expected an int >= 1, got {max_new_tokens!r}")
+    if not _is_count(pad_id, 0):
+        raise ValueError(f"pad_id: expected an int >= 0, got {pad_id!r}")
+    if eos_id is not None and not _is_count(eos_id, 0):
+        raise ValueError(f"eos_id: expected None or an int >= 0, got {eos_id!r}")
+    if graph_max_tokens is not None and not _is_count(graph_max_tokens, 1):
+        raise ValueError(f"graph_max_tokens: expected None or an int >= 1, got {graph_max_tokens!r}")
+
+
+def _device_of(model: Any) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except (StopIteration, AttributeError):
+        return torch.device("cpu")
+
+
+class _CachedDecoder:
+    """Decodes a :class:`SupportsKVCache` model: each prompt encoded once, then one token per step."""
+
+    def __init__(self, model: SupportsKVCache, prompt_ids: Tensor, prompt_mask: Tensor, num_samples: int):
+        self.model, self.prompt_ids, self.prompt_mask = model, prompt_ids, prompt_mask
+        self.num_samples, self.cache = num_samples, None
+
+    def __call__(self, last: Tensor | None, generated: Tensor) -> Tensor:
+        """Next-token logits ``(N, V)`` given the previous tokens ``last (N,)`` and ``generated`` (the mask so far)."""
+        if self.cache is None:  # encode each prompt once, then copy its cache to its num_samples rows
+            first = torch.arange(0, self.prompt_ids.shape[0], self.num_samples, device=self.prompt_ids.device)
+            logits, cache = self.model.decode(self.prompt_ids[first], self.prompt_mask[first], None)
+            _check_logits(logits, first.numel(), self.prompt_ids.shape[1])
+            logits = logits[:, -1]
+            if self.num_samples > 1:
+                rows = torch.arange(first.numel(), device=first.device).repeat_interleave(self.num_samples)
+                logits, cache = logits[rows], self.model.select_cache(cache, rows)
+            self.cache = cache
+            return logits
+        attention = torch.cat([self.prompt_mask, generated], 1)
+        logits, self.cache = self.model.decode(last.unsqueeze(-1), attention, self.cache)
+        _check_logits(logits, last.shape[0], 1)
+        return logits[:, -1]
+
+
+class _PrefixDecoder:
+    """Decodes a plain ``model(ids)``: re-runs the whole prefix at every step."""
+
+    def __init__(self, model: Any, prompt_ids: Tensor):
+        self.model, self.ids = model, prompt_ids
+
+    def __call__(self, last: Tensor | None, generated: Tensor) -> Tensor:
+        if last is not None:
+            self.ids = torch.cat([self.ids, last.unsqueeze(-1)], 1)
+        logits = self.model(self.ids)
+        _check_logits(logits, *self.ids.shape)
+        return logits[:, -1]
+
+
+def _draw(log_p: Tensor, temperature: float, generator: torch.Generator | None) -> Tensor:
+    """One token per row of the (processed) log-probs ``(N, V)``: the argmax when ``temperature == 0``."""
+    if temperature == 0:
+        return log_p.argmax(-1)
+    return torch.multinomial(log_p.exp(), 1, generator=generator).squeeze(-1)
+
+
+def _chosen(log_p: Tensor, token: Tensor, alive: Tensor, with_entropy: bool) -> tuple[Tensor, Tensor | None]:
+    """``(N,)`` log-prob of each drawn token and, if asked, the entropy of its law; zero where not ``alive``."""
+    chosen = log_p.gather(-1, token.unsqueeze(-1)).squeeze(-1)
+    chosen = torch.where(alive, chosen, torch.zeros_like(chosen))
+    if not with_entropy:
+        return chosen, None
+    p = log_p.exp()
+    entropy = -(p * log_p.masked_fill(p == 0, 0)).sum(-1)
+    return chosen, torch.where(alive, entropy, torch.zeros_like(entropy))
+
+
+def _columns(steps: list[Tensor], width: int) -> Tensor:
+    """Stack per-step ``(N,)`` values into ``(N, width)``, zero after the last step."""
+    out = torch.stack(steps, 1)
+    return F.pad(out, (0, width - out.shape[1])) if out.shape[1] < width else out
+
+
 def generate(
     model: nn.Module,
     prompts: Sequence[Tensor] | Tensor,
@@ -255,6 +353,7 @@ def generate(
     top_p: float = 1.0,
     generator: torch.Generator | None = None,
     keep_graph: bool = False,
+    graph_max_tokens: int | None = None,
 ) -> Rollout:
     """Draw ``num_samples`` independent completions of each prompt.
 
@@ -271,115 +370,66 @@ def generate(
         generator: RNG for the draws (default: torch's global one).
         keep_graph: keep the autograd graph of the log-probs (``rollout.sampled_log_probs``), so an
             on-policy loss needs no second forward pass; costs the activations' memory.
+        graph_max_tokens: with ``keep_graph``, drop the graph when the batch's completions grow past
+            this many tokens (the saved keys and values grow as the square of the length; the loss then
+            runs its own forward pass). None: keep it whatever the length.
 
     Returns:
         A :class:`Rollout` with ``N = B * num_samples`` rows.
     """
-    if not isinstance(model, nn.Module) and not callable(model):
-        raise TypeError(
-            f"model: expected an nn.Module (or callable) ids -> logits, got {type(model).__name__}"
-        )
-    if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
-        raise ValueError(f"num_samples: expected an int >= 1, got {num_samples!r}")
-    if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens: expected an int >= 1, got {max_new_tokens!r}")
-    if not isinstance(pad_id, int) or isinstance(pad_id, bool) or pad_id < 0:
-        raise ValueError(f"pad_id: expected an int >= 0, got {pad_id!r}")
-    if eos_id is not None and (not isinstance(eos_id, int) or isinstance(eos_id, bool) or eos_id < 0):
-        raise ValueError(f"eos_id: expected None or an int >= 0, got {eos_id!r}")
+    _check_generate_args(model, num_samples, max_new_tokens, pad_id, eos_id, graph_max_tokens)
     _validate_sampling(temperature, top_k, top_p)
-    try:
-        device = next(model.parameters()).device
-    except (StopIteration, AttributeError):
-        device = torch.device("cpu")
+    device = _device_of(model)
     prompt_ids, prompt_mask = pad_prompts(prompts, pad_id, device)
-    num_prompts, prompt_len = prompt_ids.shape
     context = _max_context(model)
-    if context is not None and prompt_len + max_new_tokens > context:
+    if context is not None and prompt_ids.shape[1] + max_new_tokens > context:
         raise ValueError(
-            f"prompts: the longest prompt ({prompt_len} tokens) plus max_new_tokens ({max_new_tokens}) exceeds "
-            f"the model's context of {context} tokens"
+            f"prompts: the longest prompt ({prompt_ids.shape[1]} tokens) plus max_new_tokens ({max_new_tokens}) "
+            f"exceeds the model's context of {context} tokens"
         )
-    n = num_prompts * num_samples
-    group = torch.arange(num_prompts, device=device).repeat_interleave(num_samples)
+    group = torch.arange(prompt_ids.shape[0], device=device).repeat_interleave(num_samples)
     prompt_ids, prompt_mask = prompt_ids[group], prompt_mask[group]
-
+    if isinstance(model, SupportsKVCache):
+        decoder = _CachedDecoder(model, prompt_ids, prompt_mask, num_samples)
+    else:
+        decoder = _PrefixDecoder(model, prompt_ids)
+    version = parameter_version(model) if isinstance(model, nn.Module) else None
+    n = group.shape[0]
     tokens = torch.full((n, max_new_tokens), pad_id, dtype=torch.long, device=device)
     mask = torch.zeros((n, max_new_tokens), dtype=torch.bool, device=device)
-    graph_lp: list[Tensor] = []
-    graph_ent: list[Tensor] = []
     alive = torch.ones(n, dtype=torch.bool, device=device)
-    cached = isinstance(model, SupportsKVCache)
-    version = parameter_version(model) if isinstance(model, nn.Module) else None
-
-    with torch.set_grad_enabled(keep_graph and torch.is_grad_enabled()):
-        attention = prompt_mask
-        cache = None
-        last = tokens[:, :0]
-        steps = 0
-        for t in range(max_new_tokens):
-            if cached:
-                if t == 0:  # encode each prompt once, then copy its cache to its num_samples rows
-                    first = torch.arange(0, n, num_samples, device=device)
-                    logits, cache = model.decode(prompt_ids[first], prompt_mask[first], None)
-                    _check_logits(logits, num_prompts, prompt_len)
-                    logits = logits[:, -1]
-                    if num_samples > 1:
-                        logits = logits[group]
-                        cache = model.select_cache(cache, group)
-                else:
-                    logits, cache = model.decode(last, attention, cache)
-                    _check_logits(logits, n, 1)
-                    logits = logits[:, -1]
-            else:
-                ids = torch.cat([prompt_ids, tokens[:, :t]], 1)
-                logits = model(ids)
-                _check_logits(logits, n, ids.shape[1])
-                logits = logits[:, -1]
+    grad = keep_graph and torch.is_grad_enabled()
+    chosen: list[Tensor] = []
+    entropy: list[Tensor] = []
+    token = None
+    for t in range(max_new_tokens):
+        if grad and graph_max_tokens is not None and t >= graph_max_tokens:
+            grad, chosen, entropy = False, [c.detach() for c in chosen], []  # too long: drop the graph
+        with torch.set_grad_enabled(grad):
+            logits = decoder(token, mask[:, :t])
             if t == 0 and eos_id is not None and eos_id >= logits.shape[-1]:
                 raise ValueError(
                     f"eos_id: {eos_id} is outside the model's vocabulary of {logits.shape[-1]} tokens"
                 )
             log_p = process_logits(logits, temperature, top_k, top_p)
-            if temperature == 0:
-                token = log_p.detach().argmax(-1)
-            else:
-                token = torch.multinomial(log_p.detach().exp(), 1, generator=generator).squeeze(-1)
-            token = torch.where(alive, token, torch.full_like(token, pad_id))
-            tokens[:, t] = token
-            last = token.unsqueeze(-1)  # not a view of tokens: autograd keeps the embedding's input
-            mask[:, t] = alive
-            if keep_graph:
-                chosen = log_p.gather(-1, token.unsqueeze(-1)).squeeze(-1)
-                graph_lp.append(torch.where(alive, chosen, torch.zeros_like(chosen)))
-                p = log_p.exp()
-                ent = -(p * log_p.masked_fill(p == 0, 0)).sum(-1)
-                graph_ent.append(torch.where(alive, ent, torch.zeros_like(ent)))
-            else:
-                graph_lp.append(log_p.gather(-1, token.unsqueeze(-1)).squeeze(-1).masked_fill(~alive, 0.0))
-            if eos_id is not None:
-                alive = alive & (token != eos_id)
-            attention = torch.cat([attention, mask[:, t : t + 1]], 1)
-            steps = t + 1
-            if eos_id is not None and not bool(alive.any()):
+            token = torch.where(alive, _draw(log_p.detach(), temperature, generator), pad_id)
+            lp, ent = _chosen(log_p, token, alive, with_entropy=grad)
+        tokens[:, t], mask[:, t] = token, alive
+        chosen.append(lp)
+        if ent is not None:
+            entropy.append(ent)
+        if eos_id is not None:
+            alive = alive & (token != eos_id)
+            if not bool(alive.any()):
                 break
-    log_probs = torch.stack(graph_lp, 1)
-    if steps < max_new_tokens:
-        log_probs = torch.cat([log_probs, log_probs.new_zeros(n, max_new_tokens - steps)], 1)
-    sampled_entropy = None
-    if keep_graph:
-        sampled_entropy = torch.stack(graph_ent, 1)
-        if steps < max_new_tokens:
-            sampled_entropy = torch.cat(
-                [sampled_entropy, sampled_entropy.new_zeros(n, max_new_tokens - steps)], 1
-            )
-    truncated = alive if eos_id is not None else torch.ones(n, dtype=torch.bool, device=device)
+    log_probs = _columns(chosen, max_new_tokens)
+    graph = grad and log_probs.requires_grad
     return Rollout(
         completions=tokens,
         mask=mask,
         log_probs=log_probs.detach(),
         group=group,
-        truncated=truncated,
+        truncated=alive if eos_id is not None else torch.ones(n, dtype=torch.bool, device=device),
         prompt_ids=prompt_ids,
         prompt_mask=prompt_mask,
         temperature=float(temperature),
@@ -387,8 +437,8 @@ def generate(
         top_p=float(top_p),
         pad_id=pad_id,
         eos_id=eos_id,
-        sampled_log_probs=log_probs if keep_graph and log_probs.requires_grad else None,
-        sampled_entropy=sampled_entropy if keep_graph and log_probs.requires_grad else None,
+        sampled_log_probs=log_probs if graph else None,
+        sampled_entropy=_columns(entropy, max_new_tokens) if graph else None,
         model_version=version,
     )
 

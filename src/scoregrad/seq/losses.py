@@ -115,9 +115,52 @@ def policy_loss(
         advantages of ``"rloo"`` or ``"none"`` on a rollout of the current model, ``loss.backward()``
         gives an unbiased estimate of ``-grad E[reward]`` (one completion = one sample).
     """
+    _check_loss_args(
+        rollout, advantages, clip, ratio, aggregate, ref_model, kl_coef, kl_estimator, entropy_coef
+    )
+    log_probs, entropy, on_policy = _current_log_probs(model, rollout, entropy_coef != 0 or return_terms)
+    # on-policy the behaviour law is the current one: the ratio is the magic box (value exactly 1)
+    behaviour = None if on_policy else rollout.log_probs
+    mask = rollout.mask & ~rollout.truncated.unsqueeze(-1) if mask_truncated else rollout.mask
+    adv = advantages.detach().to(log_probs.dtype)
+    if aggregate == "sequence_sum" and ratio == "token":
+        loss, ratio_mean, clip_fraction = _sequence_loss(log_probs, behaviour, mask, adv, clip, normaliser)
+    else:
+        loss, ratio_mean, clip_fraction = _token_loss(
+            log_probs, behaviour, mask, adv, clip, ratio, aggregate, normaliser
+        )
+    kl_value = 0.0
+    if kl_coef > 0:
+        with torch.no_grad():
+            ref_log_probs, _ = token_log_probs(ref_model, rollout)
+        kl = kl_penalty(log_probs, ref_log_probs, kl_estimator)
+        loss = loss + kl_coef * _aggregate(kl, mask, aggregate, normaliser)
+        kl_value = _masked_mean(kl, mask, 0.0)
+    entropy_value = 0.0
+    if entropy is not None:
+        entropy_value = _masked_mean(entropy, mask, 0.0)
+        if entropy_coef != 0:
+            loss = loss - entropy_coef * _aggregate(entropy, mask, "token_mean", normaliser)
+    if return_terms:
+        return LossTerms(loss, clip_fraction, kl_value, entropy_value, ratio_mean)
+    return loss
+
+
+def _check_loss_args(
+    rollout: Rollout,
+    advantages: Tensor,
+    clip: tuple[float, float] | None,
+    ratio: str,
+    aggregate: str,
+    ref_model: nn.Module | None,
+    kl_coef: float,
+    kl_estimator: str,
+    entropy_coef: float,
+) -> None:
+    """Validate :func:`policy_loss`'s arguments; each error names the argument."""
     if not isinstance(rollout, Rollout):
         raise TypeError(f"rollout: expected a seq.Rollout from seq.generate, got {type(rollout).__name__}")
-    n, length = rollout.completions.shape
+    n = rollout.completions.shape[0]
     if not isinstance(advantages, Tensor) or advantages.shape != (n,) or not advantages.is_floating_point():
         raise ValueError(
             f"advantages: expected a float tensor of shape ({n},), got "
@@ -146,70 +189,78 @@ def policy_loss(
     if not isinstance(entropy_coef, (int, float)):
         raise ValueError(f"entropy_coef: expected a float, got {entropy_coef!r}")
 
-    # log-probs with their graph: from the sampling pass when it kept one and the weights have not moved
+
+def _current_log_probs(
+    model: nn.Module, rollout: Rollout, with_entropy: bool
+) -> tuple[Tensor, Tensor | None, bool]:
+    """``(log_probs, entropy, on_policy)`` of the rollout's tokens under ``model``, with their graph.
+
+    From the sampling pass when it kept its graph and the weights have not moved since; otherwise
+    one teacher-forced forward pass (:func:`token_log_probs`).
+    """
     on_policy = rollout.model_version is not None and rollout.model_version == parameter_version(model)
     if on_policy and rollout.sampled_log_probs is not None:
-        log_probs, entropy = rollout.sampled_log_probs, rollout.sampled_entropy
+        return rollout.sampled_log_probs, rollout.sampled_entropy, True
+    log_probs, entropy = token_log_probs(model, rollout, with_entropy=with_entropy)
+    return log_probs, entropy, on_policy
+
+
+def _sequence_loss(
+    log_probs: Tensor,
+    behaviour: Tensor | None,
+    mask: Tensor,
+    adv: Tensor,
+    clip: tuple[float, float] | None,
+    normaliser: dict[str, float] | None,
+) -> tuple[Tensor, float, float]:
+    """One completion = one sample of the product of categoricals: ``(loss, ratio mean, clip fraction)``."""
+    seq_log_prob = (log_probs * mask).sum(-1)
+    seq_behaviour = None if behaviour is None else (behaviour * mask).sum(-1)
+    if clip is None and seq_behaviour is None:
+        per_seq = -score_function_surrogate(seq_log_prob, adv)
+        weight, clipped = torch.ones_like(adv), torch.zeros((), dtype=torch.bool)
     else:
-        log_probs, entropy = token_log_probs(model, rollout, with_entropy=entropy_coef != 0 or return_terms)
-    # on-policy the behaviour law is the current one: the ratio is the magic box (value exactly 1)
-    behaviour = None if on_policy else rollout.log_probs
-    mask = rollout.mask
-    if mask_truncated:
-        mask = mask & ~rollout.truncated.unsqueeze(-1)
-    adv = advantages.detach().to(log_probs.dtype)
+        weight = likelihood_ratio(seq_log_prob, seq_behaviour)
+        per_seq, clipped = _clipped(weight, adv, clip)
+    n = log_probs.shape[0]
+    num_seq = float(normaliser["sequences"]) if normaliser else float(n)
+    ratio_mean = float(weight.detach().mean()) if n else 1.0
+    clip_fraction = float(clipped.float().mean()) if clipped.dim() else 0.0
+    return per_seq.sum() / num_seq, ratio_mean, clip_fraction
+
+
+def _token_loss(
+    log_probs: Tensor,
+    behaviour: Tensor | None,
+    mask: Tensor,
+    adv: Tensor,
+    clip: tuple[float, float] | None,
+    ratio: str,
+    aggregate: str,
+    normaliser: dict[str, float] | None,
+) -> tuple[Tensor, float, float]:
+    """Per-token (or GSPO per-sequence) ratios, aggregated: ``(loss, ratio mean, clip fraction)``."""
+    if ratio == "token":
+        weight = likelihood_ratio(log_probs, behaviour)
+    else:  # GSPO: length-normalised sequence ratio, one per completion
+        lengths = mask.sum(-1).clamp(min=1)
+        mean_log_prob = (log_probs * mask).sum(-1) / lengths
+        mean_behaviour = None if behaviour is None else (behaviour * mask).sum(-1) / lengths
+        weight = likelihood_ratio(mean_log_prob, mean_behaviour).unsqueeze(-1)
     clipped = torch.zeros((), dtype=torch.bool)
-
-    if aggregate == "sequence_sum" and ratio == "token":
-        # one completion = one sample of the product of categoricals
-        seq_log_prob = (log_probs * mask).sum(-1)
-        seq_behaviour = None if behaviour is None else (behaviour * mask).sum(-1)
-        if clip is None and seq_behaviour is None:
-            per_seq = -score_function_surrogate(seq_log_prob, adv)
-            weight = torch.ones_like(adv)
-        else:
-            weight = likelihood_ratio(seq_log_prob, seq_behaviour)
-            per_seq, clipped = _clipped(weight, adv, clip)
-        num_seq = float(normaliser["sequences"]) if normaliser else float(n)
-        loss = per_seq.sum() / num_seq
-        ratio_mean = float(weight.detach().mean()) if n else 1.0
-        clip_fraction = float(clipped.float().mean()) if clipped.dim() else 0.0
+    if clip is None and behaviour is None and ratio == "token":
+        per_token = -score_function_surrogate(log_probs, adv.unsqueeze(-1).expand_as(log_probs))
     else:
-        if ratio == "token":
-            weight = likelihood_ratio(log_probs, behaviour)
-        else:  # GSPO: length-normalised sequence ratio, one per completion
-            lengths = mask.sum(-1).clamp(min=1)
-            mean_log_prob = (log_probs * mask).sum(-1) / lengths
-            mean_behaviour = None if behaviour is None else (behaviour * mask).sum(-1) / lengths
-            weight = likelihood_ratio(mean_log_prob, mean_behaviour).unsqueeze(-1)
-        if clip is None and behaviour is None and ratio == "token":
-            per_token = -score_function_surrogate(log_probs, adv.unsqueeze(-1).expand_as(log_probs))
-        else:
-            per_token, clipped = _clipped(weight, adv.unsqueeze(-1), clip)
-        per_token = per_token.expand_as(log_probs)
-        loss = _aggregate(per_token, mask, aggregate, normaliser)
-        ratio_mean = float(weight.detach().expand_as(log_probs)[mask].mean()) if bool(mask.any()) else 1.0
-        clip_fraction = (
-            float(clipped.expand_as(log_probs)[mask].float().mean())
-            if clipped.dim() and bool(mask.any())
-            else 0.0
-        )
+        per_token, clipped = _clipped(weight, adv.unsqueeze(-1), clip)
+    loss = _aggregate(per_token.expand_as(log_probs), mask, aggregate, normaliser)
+    ratio_mean = _masked_mean(weight.detach().expand_as(log_probs), mask, 1.0)
+    clip_fraction = _masked_mean(clipped.expand_as(log_probs).float(), mask, 0.0) if clipped.dim() else 0.0
+    return loss, ratio_mean, clip_fraction
 
-    kl_value = 0.0
-    if kl_coef > 0:
-        with torch.no_grad():
-            ref_log_probs, _ = token_log_probs(ref_model, rollout)
-        kl = kl_penalty(log_probs, ref_log_probs, kl_estimator)
-        loss = loss + kl_coef * _aggregate(kl, mask, aggregate, normaliser)
-        kl_value = float(kl.detach()[mask].mean()) if bool(mask.any()) else 0.0
-    entropy_value = 0.0
-    if entropy is not None:
-        entropy_value = float(entropy.detach()[mask].mean()) if bool(mask.any()) else 0.0
-        if entropy_coef != 0:
-            loss = loss - entropy_coef * _aggregate(entropy, mask, "token_mean", normaliser)
-    if return_terms:
-        return LossTerms(loss, clip_fraction, kl_value, entropy_value, ratio_mean)
-    return loss
+
+def _masked_mean(values: Tensor, mask: Tensor, empty: float) -> float:
+    """Mean of ``values`` (detached) where ``mask``; ``empty`` when the mask is all False."""
+    return float(values.detach()[mask].mean()) if bool(mask.any()) else empty
 
 
 def _clipped(weight: Tensor, adv: Tensor, clip: tuple[float, float] | None) -> tuple[Tensor, Tensor]:

@@ -9,6 +9,8 @@ optimiser steps on :func:`~scoregrad.seq.policy_loss`, accumulating gradients ov
 On-policy (one update per generation, one micro-batch) and with a model that implements the KV-cache
 protocol, the loss reuses the sampling pass's log-probs with their autograd graph instead of running
 the model a second time (``sampling_graph``): the backward pass goes through the cached decoding.
+When a batch's completions grow past :data:`GRAPH_MAX_NEW_TOKENS` tokens, generation drops that graph
+and the loss runs one teacher-forced forward pass instead.
 
 The state that a restart needs (weights, optimiser moments, both RNGs, the prompt order, counters)
 goes into a safetensors checkpoint through :mod:`scoregrad.rl.checkpoint`; a resumed run on CPU
@@ -22,7 +24,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from scoregrad import distributed
 from scoregrad.rl.checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -40,16 +43,19 @@ from scoregrad.rl.checkpoint import (
 from scoregrad.seq.advantages import advantages as compute_advantages
 from scoregrad.seq.advantages import group_std_is_zero
 from scoregrad.seq.config import SeqConfig
-from scoregrad.seq.generation import SupportsKVCache, generate, pad_prompts, token_log_probs
-from scoregrad.seq.losses import kl_penalty, policy_loss
+from scoregrad.seq.generation import Rollout, SupportsKVCache, generate, pad_prompts, token_log_probs
+from scoregrad.seq.losses import LossTerms, kl_penalty, policy_loss
 
 __all__ = ["Trainer", "train", "RewardError"]
 
 KIND = "scoregrad.seq"
-#: Longest completions for which the trainer keeps the sampling graph by default. Measured on a 2-layer
-#: d=128 GPT-2 at 8 new tokens the graph saves ~10-40% of a step; on a 4-layer d=256 one at 32 new tokens
-#: it cost ~15% more time and ~20% more memory than one teacher-forced forward (benchmarks/seq_vs_trl.py).
-GRAPH_MAX_NEW_TOKENS = 16
+#: Longest completions for which the trainer keeps the sampling graph by default (``generate``'s
+#: ``graph_max_tokens``): the saved activations grow with every decoding step and the saved keys and values
+#: as the square of the length. Measured (benchmarks/seq_vs_trl.py, 8 x 8 completions of ~5 tokens): the
+#: graph saves 30-45% of a step on GPT-2s of 2 layers d=128 and 4 layers d=256; with 32-token completions
+#: it cost ~15% more time and ~20% more memory than one teacher-forced pass, and at a limit of 16 the
+#: batches that outgrew it raised the large GPT-2's peak memory from ~575 to ~900-940 MB.
+GRAPH_MAX_NEW_TOKENS = 8
 RewardFn = Callable[[Any, Any], Any]
 
 
@@ -118,6 +124,81 @@ def _check_rewards(values: Any, name: str, n: int, num_samples: int) -> tuple[Te
     return rewards, valid
 
 
+@dataclass
+class _UpdateStats:
+    """What the update phase of one step measured: the loss of each update, and row-weighted sums of the rest."""
+
+    losses: list[float] = field(default_factory=list)
+    rows: int = 0
+    updates: int = 0
+    clip_fraction: float = 0.0
+    kl: float = 0.0
+    entropy: float = 0.0
+
+    def add(self, terms: LossTerms, rows: int) -> None:
+        self.losses.append(float(terms.loss.detach()))
+        self.rows += rows
+        self.clip_fraction += terms.clip_fraction * rows
+        self.kl += terms.kl * rows
+        self.entropy += terms.entropy * rows
+
+
+def _step_metrics(
+    rollout: Rollout, rewards: Tensor, valid: Tensor, zero_spread: Tensor, stats: _UpdateStats, elapsed: float
+) -> dict[str, float]:
+    """One step's metrics, under the names TRL users look for."""
+    count = max(stats.rows, 1)
+    v = rewards[valid]
+    return {
+        "reward": float(v.mean()) if v.numel() else float("nan"),
+        "reward_std": float(v.std()) if v.numel() > 1 else 0.0,
+        "frac_reward_zero_std": float(zero_spread.float().mean()),
+        "frac_reward_none": float((~valid).float().mean()),
+        "loss": sum(stats.losses) / max(stats.updates, 1) if stats.losses else 0.0,
+        "clip_ratio": stats.clip_fraction / count,
+        "entropy": stats.entropy / count,
+        "completion_length": float(rollout.lengths.float().mean()),
+        "truncation_rate": float(rollout.truncated.float().mean()),
+        "tokens_per_s": float(rollout.mask.sum()) / elapsed,
+        "step_time": elapsed,
+        "kl": stats.kl / count,
+    }
+
+
+def _named_reward_metrics(named: dict[str, tuple[Tensor, Tensor]]) -> dict[str, float]:
+    out = {}
+    for name, (values, ok) in named.items():
+        x = values[ok]
+        out[f"rewards/{name}/mean"] = float(x.mean()) if x.numel() else float("nan")
+        out[f"rewards/{name}/std"] = float(x.std()) if x.numel() > 1 else 0.0
+    return out
+
+
+def _use_sampling_graph(config: SeqConfig, model: nn.Module) -> bool:
+    """Whether the loss can reuse the sampling pass's graph: on-policy, one micro-batch (and a KV cache, by default)."""
+    whole_batch = config.micro_batch_size in (0, None) or (
+        config.micro_batch_size >= config.prompts_per_step * config.num_samples
+    )
+    possible = config.updates_per_generation == 1 and whole_batch
+    if config.sampling_graph is None:  # measured: backward through a full-prefix decode is not worth it
+        return possible and isinstance(model, SupportsKVCache)
+    if config.sampling_graph and not possible:
+        raise ValueError(
+            "sampling_graph: needs updates_per_generation == 1 and one micro-batch (the graph is that of the "
+            "weights that sampled, for the whole batch)"
+        )
+    return config.sampling_graph
+
+
+def _mean_over_processes(metrics: dict[str, float]) -> dict[str, float]:
+    """Each metric averaged over processes (one all-reduce under torchrun; unchanged in one process)."""
+    if distributed.world_size() == 1:
+        return metrics
+    values = torch.tensor([metrics[k] for k in metrics], dtype=torch.float64)
+    distributed.all_reduce_sum([values])
+    return {k: float(v) / distributed.world_size() for k, v in zip(metrics, values, strict=True)}
+
+
 class Trainer:
     """Train ``model`` on ``reward_fn`` of its completions of ``prompts``; see :func:`train`."""
 
@@ -171,30 +252,20 @@ class Trainer:
             lr=config.learning_rate,
             weight_decay=config.weight_decay,
         )
-        self.sample_rng = torch.Generator(device=device).manual_seed(seed)
+        # Under torchrun, prompts_per_step counts the prompts of all processes; each generates for its share
+        self.world, self.rank = distributed.init(), distributed.rank()
+        if self.world > 1:
+            distributed.local_count(config.prompts_per_step, "prompts_per_step")
+        # each process samples its own completions; the prompt order is the same everywhere
+        self.sample_rng = torch.Generator(device=device).manual_seed(seed + 1_000_003 * self.rank)
         self.prompt_rng = torch.Generator().manual_seed(seed + 1)
         self.order = torch.randperm(len(self.prompts), generator=self.prompt_rng)
         self.position = 0
         self.step = 0
         self.history: list[dict[str, float]] = []
-        n = config.prompts_per_step * config.num_samples
-        mb = config.micro_batch_size or n
-        graph = config.sampling_graph
-        if (
-            graph is None
-        ):  # measured: faster and leaner for short completions only (the saved keys grow as L^2)
-            graph = (
-                config.updates_per_generation == 1
-                and mb >= n
-                and isinstance(model, SupportsKVCache)
-                and config.max_new_tokens <= GRAPH_MAX_NEW_TOKENS
-            )
-        elif graph and (config.updates_per_generation != 1 or mb < n):
-            raise ValueError(
-                "sampling_graph: needs updates_per_generation == 1 and one micro-batch (the graph is that of the "
-                "weights that sampled, for the whole batch)"
-            )
-        self.sampling_graph = bool(graph)
+        self.sampling_graph = _use_sampling_graph(config, model)
+        # the automatic choice keeps the graph for short completions only (see GRAPH_MAX_NEW_TOKENS)
+        self.graph_max_tokens = GRAPH_MAX_NEW_TOKENS if config.sampling_graph is None else None
 
     # ------------------------------------------------------------------ phases
     def _next_prompts(self) -> list[int]:
@@ -204,7 +275,7 @@ class Trainer:
             self.position = 0
         idx = self.order[self.position : self.position + k].tolist()
         self.position += k
-        return idx
+        return idx[distributed.shard(k)]  # this process's prompts (all of them in one process)
 
     def _as_reward_input(
         self, prompt_idx: list[int], completions: Tensor, mask: Tensor, repeats: int
@@ -253,97 +324,104 @@ class Trainer:
 
     def train_step(self) -> dict[str, float]:
         """One generation and its updates; returns the step's metrics."""
-        c = self.config
         start = time.perf_counter()
         prompt_idx = self._next_prompts()
-        prompts = [self.prompts[i] for i in prompt_idx]
-        # --- rollout
-        rollout = generate(
-            self.model, prompts, c.num_samples, c.max_new_tokens, c.temperature, c.eos_id, c.pad_id,
-            top_k=c.top_k, top_p=c.top_p, generator=self.sample_rng, keep_graph=self.sampling_graph,
-        )  # fmt: skip
-        # --- rewards
-        rewards, valid, named = self._score(prompt_idx, rollout.completions, rollout.mask, c.num_samples)
-        rewards, valid = rewards.to(self.device, torch.float32), valid.to(self.device)
-        metrics: dict[str, float] = {}
-        if c.kl_coef > 0 and c.kl_in_reward:
-            with torch.no_grad():
-                ref_lp, _ = token_log_probs(self.ref_model, rollout)
-            kl = kl_penalty(rollout.log_probs, ref_lp, "k1").mul(rollout.mask).sum(-1)
-            rewards = rewards - c.kl_coef * kl
-            metrics["kl"] = float(kl.mean())
+        rollout = self._generate(prompt_idx)  # --- rollout
+        rewards, valid, named, reward_kl = self._rewards(prompt_idx, rollout)  # --- rewards
         baseline = None
-        if self.loss_settings["advantage"] == "scst":  # self-critical: the greedy decode's reward
-            with torch.no_grad():
-                greedy = generate(self.model, prompts, 1, c.max_new_tokens, 0.0, c.eos_id, c.pad_id)
-            baseline, greedy_valid, _ = self._score(prompt_idx, greedy.completions, greedy.mask, 1)
-            baseline = baseline.to(self.device, torch.float32)
-            valid = valid & greedy_valid.to(self.device)[rollout.group]
-        # --- advantages
-        adv = compute_advantages(
+        if self.loss_settings["advantage"] == "scst":
+            baseline, greedy_valid = self._greedy_rewards(prompt_idx)
+            valid = valid & greedy_valid[rollout.group]
+        adv = compute_advantages(  # --- advantages
             rewards, rollout.group, self.loss_settings["advantage"], baseline_rewards=baseline, valid=valid
         )
         zero_spread = group_std_is_zero(rewards, rollout.group, valid)
         keep = valid & ~zero_spread if self.loss_settings["drop_zero_spread"] else valid
         rows = torch.nonzero(keep).squeeze(-1)
-        # --- update
-        losses, clip_fractions, kls, entropies = [], [], [], []
-        if rows.numel():
-            batch = rollout.select(rows) if rows.numel() < rollout.num_completions else rollout
-            batch_adv = adv[rows]
-            mask = batch.mask & ~batch.truncated.unsqueeze(-1) if c.mask_truncated else batch.mask
-            normaliser = {"sequences": float(rows.numel()), "tokens": float(mask.sum().clamp(min=1))}
-            mb = c.micro_batch_size or rows.numel()
-            for _ in range(c.updates_per_generation):
-                self.optimizer.zero_grad(set_to_none=True)
-                for lo in range(0, rows.numel(), mb):
-                    part = torch.arange(lo, min(lo + mb, rows.numel()), device=self.device)
-                    sub = batch if part.numel() == rows.numel() else batch.select(part)
-                    terms = policy_loss(
-                        self.model,
-                        sub,
-                        batch_adv[part],
-                        **self._loss_kwargs(),
-                        normaliser=normaliser,
-                        return_terms=True,
-                    )
-                    terms.loss.backward()
-                    losses.append(float(terms.loss.detach()))
-                    clip_fractions.append(terms.clip_fraction * part.numel())
-                    kls.append(terms.kl * part.numel())
-                    entropies.append(terms.entropy * part.numel())
-                if c.max_grad_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.max_grad_norm)
-                self.optimizer.step()
+        stats = self._update(rollout, adv, rows)  # --- update
         rollout.sampled_log_probs = rollout.sampled_entropy = None  # free the graph
         self.step += 1
         elapsed = time.perf_counter() - start
-        # --- metrics (the names TRL users look for)
-        count = max(rows.numel() * c.updates_per_generation, 1)
-        v = rewards[valid]
-        metrics.update(
-            {
-                "reward": float(v.mean()) if v.numel() else float("nan"),
-                "reward_std": float(v.std()) if v.numel() > 1 else 0.0,
-                "frac_reward_zero_std": float(zero_spread.float().mean()),
-                "frac_reward_none": float((~valid).float().mean()),
-                "loss": sum(losses) / max(c.updates_per_generation, 1) if losses else 0.0,
-                "clip_ratio": sum(clip_fractions) / count,
-                "entropy": sum(entropies) / count,
-                "completion_length": float(rollout.lengths.float().mean()),
-                "truncation_rate": float(rollout.truncated.float().mean()),
-                "tokens_per_s": float(rollout.mask.sum()) / elapsed,
-                "step_time": elapsed,
-            }
-        )
-        if "kl" not in metrics:
-            metrics["kl"] = sum(kls) / count
+        metrics = _step_metrics(rollout, rewards, valid, zero_spread, stats, elapsed)  # --- metrics
+        if reward_kl is not None:
+            metrics["kl"] = reward_kl
         if len(self.rewards) > 1:
-            for name, (values, ok) in named.items():
-                x = values[ok]
-                metrics[f"rewards/{name}/mean"] = float(x.mean()) if x.numel() else float("nan")
-                metrics[f"rewards/{name}/std"] = float(x.std()) if x.numel() > 1 else 0.0
+            metrics.update(_named_reward_metrics(named))
         return metrics
+
+    def _generate(self, prompt_idx: list[int]) -> Rollout:
+        c = self.config
+        return generate(
+            self.model, [self.prompts[i] for i in prompt_idx], c.num_samples, c.max_new_tokens, c.temperature,
+            c.eos_id, c.pad_id, top_k=c.top_k, top_p=c.top_p, generator=self.sample_rng,
+            keep_graph=self.sampling_graph, graph_max_tokens=self.graph_max_tokens,
+        )  # fmt: skip
+
+    def _rewards(self, prompt_idx: list[int], rollout: Rollout) -> tuple[Tensor, Tensor, dict, float | None]:
+        """``(rewards, valid, named rewards, mean KL)``; with ``kl_in_reward`` the k1 KL is subtracted here."""
+        c = self.config
+        rewards, valid, named = self._score(prompt_idx, rollout.completions, rollout.mask, c.num_samples)
+        rewards, valid = rewards.to(self.device, torch.float32), valid.to(self.device)
+        if not (c.kl_coef > 0 and c.kl_in_reward):
+            return rewards, valid, named, None
+        with torch.no_grad():
+            ref_lp, _ = token_log_probs(self.ref_model, rollout)
+        kl = kl_penalty(rollout.log_probs, ref_lp, "k1").mul(rollout.mask).sum(-1)
+        return rewards - c.kl_coef * kl, valid, named, float(kl.mean())
+
+    def _greedy_rewards(self, prompt_idx: list[int]) -> tuple[Tensor, Tensor]:
+        """Self-critical baseline (Rennie et al., 2017): each prompt's greedy decode's reward, and which have one."""
+        c = self.config
+        with torch.no_grad():
+            greedy = generate(self.model, [self.prompts[i] for i in prompt_idx], 1, c.max_new_tokens, 0.0,
+                              c.eos_id, c.pad_id)  # fmt: skip
+        baseline, valid, _ = self._score(prompt_idx, greedy.completions, greedy.mask, 1)
+        return baseline.to(self.device, torch.float32), valid.to(self.device)
+
+    def _update(self, rollout: Rollout, adv: Tensor, rows: Tensor) -> _UpdateStats:
+        """``updates_per_generation`` optimiser steps on the kept ``rows``, accumulating over micro-batches."""
+        c, stats = self.config, _UpdateStats()
+        if not rows.numel():
+            return stats
+        batch = rollout.select(rows) if rows.numel() < rollout.num_completions else rollout
+        batch_adv = adv[rows]
+        mask = batch.mask & ~batch.truncated.unsqueeze(-1) if c.mask_truncated else batch.mask
+        normaliser = {"sequences": float(rows.numel()), "tokens": float(mask.sum().clamp(min=1))}
+        size = c.micro_batch_size or rows.numel()
+        for _ in range(c.updates_per_generation):
+            self.optimizer.zero_grad(set_to_none=True)
+            for lo in range(0, rows.numel(), size):
+                part = torch.arange(lo, min(lo + size, rows.numel()), device=self.device)
+                sub = batch if part.numel() == rows.numel() else batch.select(part)
+                terms = policy_loss(self.model, sub, batch_adv[part], **self._loss_kwargs(), normaliser=normaliser,
+                                    return_terms=True)  # fmt: skip
+                terms.loss.backward()  # the one place where a loss is back-propagated
+                stats.add(terms, part.numel())
+            self._optimizer_step()
+            stats.updates += 1
+        return stats
+
+    def _optimizer_step(self) -> None:
+        """Average the gradients over processes (one flat all-reduce, as DDP does but in one message, and also
+        when the loss backpropagated through the sampling pass rather than a forward of a DDP wrapper),
+        clip the gradient norm and step the optimiser: the one place where the weights change."""
+        if self.world > 1:
+            params = [p for p in self.model.parameters() if p.requires_grad]
+            for p in params:
+                if p.grad is None:  # a process whose batch left a parameter out still takes part
+                    p.grad = torch.zeros_like(p)
+            distributed.all_reduce_sum([p.grad for p in params])
+            for p in params:
+                p.grad.div_(self.world)
+        if self.config.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
+        self.optimizer.step()
+
+    def _checkpoint(self) -> None:
+        """Rank 0 writes (the weights and optimiser agree everywhere); the others wait until it is complete."""
+        if self.rank == 0:
+            self.save(self.out / "checkpoint")
+        distributed.barrier()
 
     def run(self) -> nn.Module:
         """Train until ``steps``; returns the model (trained in place)."""
@@ -352,20 +430,21 @@ class Trainer:
             torch.set_num_threads(c.torch_threads)
         was_training = self.model.training
         self.model.eval()  # dropout off: the law that samples is the law in the loss
-        logger = _Logger(self.out, c.progress, self.steps, self.step)
+        main = self.rank == 0  # under torchrun, rank 0 alone logs and writes
+        logger = _Logger(self.out if main else None, c.progress and main, self.steps, self.step)
         try:
             while self.step < self.steps:
-                metrics = self.train_step()
+                metrics = _mean_over_processes(self.train_step())
                 metrics["step"] = self.step
                 self.history.append(metrics)
                 if self.step % c.log_every == 0 or self.step == self.steps:
                     logger.log(self.step, metrics)
                 if self.out is not None and c.checkpoint_every and self.step % c.checkpoint_every == 0:
-                    self.save(self.out / "checkpoint")
+                    self._checkpoint()
                 if self.callback is not None and self.callback(self):
                     break
             if self.out is not None:
-                self.save(self.out / "checkpoint")
+                self._checkpoint()
         finally:
             logger.close()
             self.model.train(was_training)
@@ -418,6 +497,8 @@ class Trainer:
         self.optimizer.load_state_dict(opt)
         self.sample_rng.set_state(tensors["rng.sample"])
         self.prompt_rng.set_state(tensors["rng.prompts"])
+        if self.rank > 0:  # the checkpoint holds rank 0's sampling RNG; the others draw fresh, distinct streams
+            self.sample_rng.manual_seed(self.seed + 1_000_003 * self.rank + 7919 * self.step)
         self.order = tensors["prompts.order"].clone()
         self.position, self.step = tr["position"], tr["step"]
         return self
