@@ -497,7 +497,9 @@ class Trainer:
         self.optimizer.load_state_dict(opt)
         self.sample_rng.set_state(tensors["rng.sample"])
         self.prompt_rng.set_state(tensors["rng.prompts"])
-        if self.rank > 0:  # the checkpoint holds rank 0's sampling RNG; the others draw fresh, distinct streams
+        if (
+            self.rank > 0
+        ):  # the checkpoint holds rank 0's sampling RNG; the others draw fresh, distinct streams
             self.sample_rng.manual_seed(self.seed + 1_000_003 * self.rank + 7919 * self.step)
         self.order = tensors["prompts.order"].clone()
         self.position, self.step = tr["position"], tr["step"]
