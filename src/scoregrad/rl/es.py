@@ -86,12 +86,11 @@ class ESTrainer:
             torch.set_num_threads(cfg.torch_threads)
         # Under torchrun each process plays its share of the candidates; only returns are exchanged.
         self.world, self.rank = distributed.init(), distributed.rank()
+        try:
+            local = distributed.local_count(cfg.popsize, "popsize")
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
         self.candidates = distributed.shard(cfg.popsize)
-        local = self.candidates.stop - self.candidates.start
-        if self.world > 1 and cfg.popsize % self.world:
-            raise ConfigError(
-                f"popsize={cfg.popsize} must be divisible by the number of processes ({self.world})"
-            )
         self.envs = make_vector_env(env, local * cfg.episodes_per_candidate, cfg.vectorization_mode)
         obs_space, act_space = self.envs.single_observation_space, self.envs.single_action_space
         torch.manual_seed(self.seed)
