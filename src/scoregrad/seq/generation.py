@@ -277,6 +277,26 @@ def _device_of(model: Any) -> torch.device:
         return torch.device("cpu")
 
 
+def _prompt_rows(
+    model: Any,
+    prompts: Sequence[Tensor] | Tensor,
+    num_samples: int,
+    max_new_tokens: int,
+    pad_id: int,
+    device: torch.device,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``(prompt_ids, prompt_mask, group)``: the left-padded prompts repeated ``num_samples`` times, ``(N, P)``."""
+    prompt_ids, prompt_mask = pad_prompts(prompts, pad_id, device)
+    context = _max_context(model)
+    if context is not None and prompt_ids.shape[1] + max_new_tokens > context:
+        raise ValueError(
+            f"prompts: the longest prompt ({prompt_ids.shape[1]} tokens) plus max_new_tokens ({max_new_tokens}) "
+            f"exceeds the model's context of {context} tokens"
+        )
+    group = torch.arange(prompt_ids.shape[0], device=device).repeat_interleave(num_samples)
+    return prompt_ids[group], prompt_mask[group], group
+
+
 class _CachedDecoder:
     """Decodes a :class:`SupportsKVCache` model: each prompt encoded once, then one token per step."""
 
@@ -380,15 +400,7 @@ def generate(
     _check_generate_args(model, num_samples, max_new_tokens, pad_id, eos_id, graph_max_tokens)
     _validate_sampling(temperature, top_k, top_p)
     device = _device_of(model)
-    prompt_ids, prompt_mask = pad_prompts(prompts, pad_id, device)
-    context = _max_context(model)
-    if context is not None and prompt_ids.shape[1] + max_new_tokens > context:
-        raise ValueError(
-            f"prompts: the longest prompt ({prompt_ids.shape[1]} tokens) plus max_new_tokens ({max_new_tokens}) "
-            f"exceeds the model's context of {context} tokens"
-        )
-    group = torch.arange(prompt_ids.shape[0], device=device).repeat_interleave(num_samples)
-    prompt_ids, prompt_mask = prompt_ids[group], prompt_mask[group]
+    prompt_ids, prompt_mask, group = _prompt_rows(model, prompts, num_samples, max_new_tokens, pad_id, device)
     if isinstance(model, SupportsKVCache):
         decoder = _CachedDecoder(model, prompt_ids, prompt_mask, num_samples)
     else:
