@@ -94,7 +94,11 @@ def build_parser(algo: str = "ppo") -> argparse.ArgumentParser:
         "--torch-threads may change)",
     )
     mode.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
-    train.add_argument("--no-preset", action="store_true", help="ignore the per-env preset table")
+    train.add_argument(
+        "--no-preset",
+        action="store_true",
+        help="ignore the per-env preset table (use the defaults for the env's spaces)",
+    )
     scale = train.add_argument_group("scale-out (torch.distributed; see the README's 'Scaling out')")
     scale.add_argument(
         "--nproc",
@@ -266,7 +270,7 @@ def _check_scale_out(args: argparse.Namespace) -> None:
 def _check_before_launch(args: argparse.Namespace) -> None:
     """What can be refused before any process starts: the config, its split, the run directory."""
     from scoregrad.rl.config import config_for
-    from scoregrad.rl.presets import preset_for
+    from scoregrad.rl.defaults import settings_for
     from scoregrad.rl.trainer import check_total_steps, prepare_run_directory
 
     if args.resume:
@@ -274,7 +278,7 @@ def _check_before_launch(args: argparse.Namespace) -> None:
             raise UsageError("--resume needs --out RUN_DIR (the run to continue)")
         return  # the saved run's checks happen in the processes, as in one process
     algo = args.algo or args.default_algo
-    settings = {} if args.no_preset else preset_for(args.env, algo)
+    settings = settings_for(args.env, algo, preset=not args.no_preset)
     config = config_for(algo, **{**settings, **_overrides(args, algo)})
     if args.steps is not None:
         check_total_steps(args.steps)

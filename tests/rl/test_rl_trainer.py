@@ -90,26 +90,28 @@ def test_interrupted_then_resumed_run_is_bitwise_identical(tmp_path, algo):
 
 
 class _InterruptAt(gym.Wrapper):
-    def __init__(self, env, at):
+    """Raises KeyboardInterrupt at the ``at``-th step counted over every env sharing ``count``."""
+
+    def __init__(self, env, count, at):
         super().__init__(env)
-        self.count, self.at = 0, at
+        self.count, self.at = count, at
 
     def step(self, action):
-        self.count += 1
-        if self.count == self.at:
+        self.count["steps"] += 1
+        if self.count["steps"] == self.at:
             raise KeyboardInterrupt
         return self.env.step(action)
 
 
 def test_ctrl_c_mid_rollout_saves_a_checkpoint_that_resumes(tmp_path):
-    calls = {"n": 0}
+    count = {"steps": 0}
 
-    def factory():
-        calls["n"] += 1
-        env = gym.make(CP)
-        return _InterruptAt(env, 200) if calls["n"] == 1 else env
+    def factory():  # the 800th env step of the run is in its second iteration (512 steps each)
+        return _InterruptAt(gym.make(CP), count, 4 * 200)
 
-    agent = rl.train(factory, total_steps=4 * 128 * 2, seed=0, progress=False, out=tmp_path, num_envs=4)
+    agent = rl.train(
+        factory, total_steps=4 * 128 * 2, seed=0, progress=False, out=tmp_path, num_envs=4, num_steps=128
+    )
     assert agent.trainer.rollout.global_step == 4 * 128  # state of the last completed iteration
     ck = latest_checkpoint(tmp_path)
     assert (ck / "checkpoint.json").exists() and (ck / "model.safetensors").exists()
@@ -137,7 +139,8 @@ def test_non_finite_reward_stops_training_naming_step_and_env_with_weights_untou
     def factory():
         made.append(1)
         env = gym.make(CP)
-        return _BadReward(env, 200) if len(made) == 3 else env  # env index 2
+        # call 1 is rl.train reading the spaces (rl.defaults.probe_spaces); call 4 makes env index 2
+        return _BadReward(env, 200) if len(made) == 4 else env
 
     snapshots = []
     trainer_box = {}

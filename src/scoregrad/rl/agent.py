@@ -68,6 +68,7 @@ class Agent:
         self.env_id = env_id
         self.obs_normalizer = obs_normalizer
         self.trainer: Trainer | None = None  # set while/after training, so save() can resume
+        self.best: Agent | None = None  # with keep_best: the best policy found by periodic evaluation
         self._checkpoint: tuple[dict[str, Tensor], dict[str, Any]] | None = None
 
     def preprocess(self, obs: np.ndarray) -> Tensor:

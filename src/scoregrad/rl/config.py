@@ -83,6 +83,13 @@ class CommonConfig:
     checkpoint_every: int = _f(
         0, "save a checkpoint every this many iterations (0: only at the end)", NON_NEGATIVE
     )
+    keep_best: bool = _f(
+        False, "evaluate the deterministic policy periodically and keep the best one (saved to RUN/best)"
+    )
+    eval_every: int = _f(
+        0, "env steps between evaluations (0: total_steps/20 with keep_best, else none)", NON_NEGATIVE
+    )
+    eval_episodes: int = _f(10, "episodes per periodic evaluation", POSITIVE)
     progress: bool = _f(True, "show a progress bar")
 
     def __post_init__(self) -> None:

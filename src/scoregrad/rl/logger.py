@@ -23,6 +23,7 @@ from scoregrad.rl.checkpoint import atomic_write
 __all__ = ["RunLogger", "EPISODE_COLUMNS", "UPDATE_COLUMNS", "truncate_csv"]
 
 EPISODE_COLUMNS = ["step", "wall_time", "return", "length"]
+EVALUATION_COLUMNS = ["step", "wall_time", "mean_return", "std_return", "best_return"]
 STAT_COLUMNS = ("policy_loss", "value_loss", "entropy", "approx_kl")
 
 
@@ -69,6 +70,7 @@ class RunLogger:
         resume: cut existing logs back to ``initial`` instead of starting new ones.
         stat_columns: the update statistics written to ``updates.csv`` (the policy-gradient losses by
             default; ES runs log their return mean/max, gradient norm and sigma).
+        evaluations: also keep ``evaluations.csv`` (periodic evaluations: keep_best, eval_every).
     """
 
     def __init__(
@@ -80,12 +82,13 @@ class RunLogger:
         wall_time: float = 0.0,
         resume: bool = False,
         stat_columns: tuple[str, ...] = STAT_COLUMNS,
+        evaluations: bool = False,
     ):
         from tqdm.auto import tqdm
 
         self.bar = tqdm(total=total, initial=initial, unit="step", disable=not progress, dynamic_ncols=True)
         self.writer = None
-        self.episode_csv = self.update_csv = None
+        self.episode_csv = self.update_csv = self.evaluation_csv = None
         self._files: list[Any] = []
         self.last_step, self.last_time = initial, time.perf_counter()
         self.wall_time_offset = wall_time
@@ -94,10 +97,10 @@ class RunLogger:
             return
         out.mkdir(parents=True, exist_ok=True)
         self.stat_columns = tuple(stat_columns)
-        for name, header in (
-            ("episodes.csv", EPISODE_COLUMNS),
-            ("updates.csv", update_columns(self.stat_columns)),
-        ):
+        files = [("episodes.csv", EPISODE_COLUMNS), ("updates.csv", update_columns(self.stat_columns))]
+        if evaluations:
+            files.append(("evaluations.csv", EVALUATION_COLUMNS))
+        for name, header in files:
             path = out / name
             if resume or not path.exists():
                 truncate_csv(path, header, initial if resume else -1)
@@ -111,6 +114,8 @@ class RunLogger:
             )
         self.episode_csv = self._open(out / "episodes.csv")
         self.update_csv = self._open(out / "updates.csv")
+        if evaluations:
+            self.evaluation_csv = self._open(out / "evaluations.csv")
 
     def _open(self, path: Path):
         f = path.open("a", newline="")
@@ -154,6 +159,22 @@ class RunLogger:
                 self.writer.add_scalar(f"losses/{k}", v, step)
             self.writer.add_scalar("charts/steps_per_s", sps, step)
             self.writer.add_scalar("charts/learning_rate", learning_rate, step)
+
+    def log_evaluation(self, step: int, mean: float, std: float, best: float | None) -> None:
+        """Log one periodic evaluation (``best``: the best mean so far with keep_best, else None)."""
+        if not self.bar.disable:
+            text = f"step {step}: evaluation return {mean:.1f} ± {std:.1f}"
+            self.bar.write(text if best is None else f"{text} (best {best:.1f})")
+        if self.evaluation_csv is not None:
+            self.evaluation_csv.writerow(
+                [step, f"{self.elapsed():.3f}", mean, std, "" if best is None else best]
+            )
+            for f in self._files:
+                f.flush()
+        if self.writer is not None:
+            self.writer.add_scalar("eval/mean_return", mean, step)
+            if best is not None:
+                self.writer.add_scalar("eval/best_return", best, step)
 
     def close(self, out: Path | None) -> None:
         """Close the files; draw the learning curve when ``out`` is given."""

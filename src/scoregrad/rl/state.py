@@ -196,6 +196,9 @@ def trainer_state(trainer: Trainer) -> tuple[dict[str, Tensor], dict[str, Any]]:
         "env_state": env_state,
         "env_spec": trainer.env_spec,
         "wall_time": trainer.wall_time,
+        "best": None
+        if trainer.best_step is None
+        else {"step": trainer.best_step, "return": trainer.best_return},
     }
     return tensors, meta
 
@@ -287,6 +290,13 @@ def restore_trainer_state(trainer: Trainer, tensors: dict[str, Tensor], meta: di
     trainer.recent_returns = deque(tr["recent_returns"], maxlen=20)
     trainer.iteration, trainer.num_updates = tr["iteration"], tr["num_updates"]
     trainer.wall_time = float(tr.get("wall_time", 0.0))
+    best = tr.get("best")
+    if best is not None:  # keep_best: what later evaluations must beat, and the best policy saved so far
+        trainer.best_step, trainer.best_return = int(best["step"]), float(best["return"])
+        if trainer.out is not None and (trainer.out / "best").is_dir():
+            from scoregrad.rl.agent import load
+
+            trainer.best = trainer.agent.best = load(trainer.out / "best")
     trainer._resumed = True
     if trainer.reward_normalizer is not None and tr["reward_normalizer"] is not None:
         trainer.reward_normalizer.load_state_dict(tr["reward_normalizer"])

@@ -11,6 +11,7 @@ The trained policy is an :class:`~scoregrad.rl.agent.Agent`.
 
 from __future__ import annotations
 
+import copy
 import shutil
 from collections import deque
 from collections.abc import Callable
@@ -36,10 +37,10 @@ from scoregrad.rl.algorithms import ALGORITHMS, Algorithm
 from scoregrad.rl.algorithms.base import Share
 from scoregrad.rl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from scoregrad.rl.config import CommonConfig, ConfigError, config_for
+from scoregrad.rl.defaults import settings_for
 from scoregrad.rl.logger import RunLogger
 from scoregrad.rl.normalization import ObservationNormalizer, RewardNormalizer, synchronize
 from scoregrad.rl.policies import ActorCritic
-from scoregrad.rl.presets import preset_for
 from scoregrad.rl.rollout import (
     EnvLike,
     NonFiniteError,
@@ -49,7 +50,7 @@ from scoregrad.rl.rollout import (
     env_id_of,
     make_vector_env,
 )
-from scoregrad.rl.state import check_run_checkpoint, restore_trainer_state, trainer_state
+from scoregrad.rl.state import agent_state, check_run_checkpoint, restore_trainer_state, trainer_state
 
 __all__ = [
     "Agent",
@@ -68,6 +69,9 @@ __all__ = [
 #: Config fields that may change when a run is resumed; any other difference is refused.
 RESUMABLE_FIELDS = ("progress", "checkpoint_every", "torch_threads")
 
+#: Where ``keep_best`` saves the best policy inside the run directory (an agent ``rl.load`` reads).
+BEST_DIR = "best"
+
 #: What a run directory holds; ``overwrite=True`` removes exactly these before a new run.
 RUN_FILES = (
     "checkpoints",
@@ -77,6 +81,8 @@ RUN_FILES = (
     "updates.csv",
     "tb",
     "learning_curve.png",
+    "evaluations.csv",
+    BEST_DIR,
 )
 
 
@@ -193,6 +199,19 @@ class Trainer:
         self._resumed = False
         self.interrupt: KeyboardInterrupt | None = None  # set when Ctrl-C or SIGTERM ended the run
         self._last_state: tuple[dict[str, Tensor], dict[str, Any]] | None = None  # under torchrun
+        # keep_best / eval_every: periodic deterministic evaluation (rank 0 alone)
+        self.eval_every = _eval_interval(cfg, self.total_steps)
+        self.best_return = -float("inf")  # the best evaluation so far, and the step it was made at
+        self.best_step: int | None = None
+        self.best: Agent | None = None  # a copy of the best policy (keep_best)
+        self._eval_envs: gym.vector.VectorEnv | None = None
+        self._last_eval_step: int | None = None
+        if self.eval_every:
+            if isinstance(env, gym.vector.VectorEnv):
+                raise ConfigError(
+                    "keep_best/eval_every need an env id, Env or factory to build evaluation envs"
+                )
+            self._eval_spec = env
 
     @property
     def interrupted(self) -> bool:
@@ -307,18 +326,23 @@ class Trainer:
             self.rollout.global_step,
             self.wall_time,
             resume=self._resumed,
+            evaluations=bool(self.eval_every),
         )
         try:
             with terminate_as_interrupt():
                 self._loop(logger)
                 self._boundary = None
+                if self.eval_every and self._last_eval_step != self.rollout.global_step:
+                    self._evaluate(logger)  # the final policy competes for best too
                 if self._saved_iteration != self.iteration:  # not saved by the last iteration already
                     self._save(logger)
         except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM through terminate_as_interrupt
             self.interrupt = interrupt
             with deferred_signals(reraise=False):  # a second Ctrl-C waits for this save
-                snapshot = self._boundary if self._boundary is not None else self._interrupt_state(logger)
-                if snapshot is not None and self.out is not None and self.rank == 0:
+                snapshot = None
+                if self.out is not None:
+                    snapshot = self._boundary if self._boundary is not None else self._interrupt_state(logger)
+                if snapshot is not None and self.rank == 0:
                     save_checkpoint(self.out, *snapshot)
                     print(f"\ninterrupted: checkpoint saved to {self.out}; continue with --resume")
                 self._restore_boundary()
@@ -340,11 +364,15 @@ class Trainer:
 
     def _loop(self, logger: RunLogger) -> None:
         """collect -> update -> log -> checkpoint, until the step budget is spent."""
-        if self.world > 1:
+        # Snapshots for an interrupt are taken only when there is a run directory to save them to
+        # (without ``out``, an interrupted run returns the policy as it was when interrupted).
+        snapshots = self.out is not None
+        if snapshots and self.world > 1:
             self._last_state = self._state_at(logger)
         while self.rollout.global_step < self.total_steps:
             # the state to go back to if interrupted mid-iteration (gathered once per iteration under torchrun)
-            self._boundary = self._last_state if self.world > 1 else self._state_at(logger)
+            if snapshots:
+                self._boundary = self._last_state if self.world > 1 else self._state_at(logger)
             # 1. collect a rollout
             collect_rollout(
                 self.envs,
@@ -362,18 +390,48 @@ class Trainer:
             self.last_stats = self._update()
             self.iteration += 1
             self._boundary = None  # consistent again: an interrupt from here on saves the present
-            if self.world > 1:
+            if snapshots and self.world > 1:
                 self._last_state = self._state_at(logger)
             # 3. log, 4. checkpoint, then the user's callback
             finished = self._new_episodes()
             self.recent_returns.extend(r for _, r, _ in finished)
             lr = self.optimizer.param_groups[0]["lr"]
             logger.log(self.rollout.global_step, finished, self.recent_returns, self.last_stats, lr)
+            if self.eval_every and self._evaluation_due():
+                self._evaluate(logger)
             every = self.config.checkpoint_every
             if every > 0 and self.iteration % every == 0:
                 self._save(logger)
             if self.callback is not None and self.callback(self):
                 break
+
+    # ------------------------------------------------------------------ keep_best
+    def _evaluation_due(self) -> bool:
+        """An evaluation every ``eval_every`` env steps: due when this iteration crossed a multiple."""
+        step, n = self.rollout.global_step, self._steps_per_iteration
+        return step // self.eval_every > (step - n) // self.eval_every
+
+    def _evaluate(self, logger: RunLogger) -> None:
+        """Evaluate the deterministic policy as ``rl.evaluate(agent, env, eval_episodes, seed + 10**6)``
+        does (the same episodes every time); with ``keep_best``, keep it when it beats the best so far."""
+        if self.rank != 0:
+            return
+        cfg = self.config
+        if self._eval_envs is None:
+            self._eval_envs = make_vector_env(self._eval_spec, cfg.eval_episodes, "auto")  # as rl.evaluate
+        mean, std = evaluate(self.agent, self._eval_envs, cfg.eval_episodes, seed=self.seed + 10**6)
+        step = self._last_eval_step = self.rollout.global_step
+        improved = mean > self.best_return
+        if improved and cfg.keep_best:
+            self.best_return, self.best_step = mean, step
+            self.best = _copy_agent(self.agent)
+            self.agent.best = self.best
+            if self.out is not None:
+                tensors, meta = agent_state(self.best)
+                meta["best"] = {"step": step, "return": mean}
+                with deferred_signals():
+                    save_checkpoint(self.out / BEST_DIR, tensors, meta, keep=1)
+        logger.log_evaluation(step, mean, std, self.best_return if cfg.keep_best else None)
 
     def _new_episodes(self) -> list[tuple[int, float, int]]:
         """The episodes that ended in this iteration, in all processes: ``(env step, return, length)``,
@@ -394,7 +452,14 @@ class Trainer:
         """Write a checkpoint version of the present state; signals wait until it is complete."""
         if self.out is None:
             return
-        tensors, meta = self._state_at(logger)  # a collective under torchrun: every process calls it
+        if (
+            self.world > 1
+            and self._last_state is not None
+            and self._last_state[1]["training"]["iteration"] == self.iteration
+        ):
+            tensors, meta = self._last_state  # gathered at the end of this iteration already
+        else:
+            tensors, meta = self._state_at(logger)  # a collective under torchrun: every process calls it
         if self.rank == 0:
             with deferred_signals():
                 save_checkpoint(self.out, tensors, meta)
@@ -411,14 +476,40 @@ class Trainer:
         restore_trainer_state(self, tensors, meta)
 
     def close_async_envs(self) -> None:
-        """Stop the worker processes of an async vector env (sync envs stay usable for save())."""
+        """Stop the worker processes of an async vector env (sync envs stay usable for save()), and
+        the evaluation envs."""
         if isinstance(self.envs, gym.vector.AsyncVectorEnv):
             self.envs.close()
+        if self._eval_envs is not None:
+            self._eval_envs.close()
+            self._eval_envs = None
 
     def _restore_boundary(self) -> None:
         if self._boundary is not None:
             self.load_state(*self._boundary)
             self._boundary = None
+
+
+def _eval_interval(config: CommonConfig, total_steps: int) -> int:
+    """Env steps between periodic evaluations (0: none); refuses ``eval_episodes`` that would go unused."""
+    if config.eval_every:
+        return config.eval_every
+    if config.keep_best:
+        return max(total_steps // 20, 1)
+    if config.eval_episodes != CommonConfig.eval_episodes:
+        raise ConfigError("eval_episodes is used only with keep_best=True or eval_every > 0")
+    return 0
+
+
+def _copy_agent(agent: Agent) -> Agent:
+    """An independent copy of ``agent``'s policy and observation normaliser (no trainer)."""
+    return Agent(
+        copy.deepcopy(agent.policy),
+        agent.algo,
+        agent.config,
+        agent.env_id,
+        copy.deepcopy(agent.obs_normalizer),
+    )
 
 
 # ---------------------------------------------------------------------------- public API
@@ -451,7 +542,8 @@ def train(
         total_steps: env steps to collect, summed over the parallel envs (> 0).
         seed: seeds the network init, the sampling RNG and the envs.
         config: a full config (:class:`~scoregrad.rl.config.PPOConfig`, ...); else built from the
-            algorithm's defaults, the env's preset (unless ``preset=False``) and ``overrides``.
+            algorithm's defaults, the env's preset (unless ``preset=False``; without a preset, the
+            defaults for the env's spaces, :mod:`scoregrad.rl.defaults`) and ``overrides``.
         policy: your own :class:`~scoregrad.rl.policies.ActorCritic` (e.g. with a custom actor).
         out: run directory for checkpoints, CSVs, TensorBoard events and the learning-curve PNG.
             A directory that already holds a run is refused (continue it with :func:`resume`).
@@ -467,7 +559,7 @@ def train(
     """
     check_total_steps(total_steps)
     if config is None:
-        settings = preset_for(env_id_of(env), algo) if preset else {}
+        settings = settings_for(env, algo, preset)  # the env's preset, else defaults for its spaces
         settings.update(overrides)
         config = config_for(algo, **settings)
     elif overrides:

@@ -1,0 +1,107 @@
+"""Defaults that adapt to the environment: what ``rl.train`` uses where no preset exists.
+
+An algorithm's config dataclass (:mod:`scoregrad.rl.config`) holds values that suit no env in
+particular. :func:`defaults_for` looks at the env's spaces and returns the overrides that suit its kind:
+
+* **action space.** Box (continuous control): the recipe of Schulman et al. (2017) and CleanRL's
+  ``ppo_continuous_action``: 2048 transitions per update, 10 epochs of 64-transition minibatches,
+  observation *and* reward normalisation. Discrete/MultiDiscrete/MultiBinary (classic control,
+  games): the same batch and minibatch sizes, observation normalisation (below), no reward scaling.
+* **observation scale.** A flat Box observation is normalised by running mean and std unless its
+  bounds already lie in [-1, 1]; unbounded and wide observations (velocities, positions in metres,
+  joint angles) are what normalisation is for. Non-Box observations (one-hot encoded) are left alone.
+* **episode length** is handled where it matters, in the return: a time-limit truncation is
+  bootstrapped from the value of the last observation whatever the length, so the defaults do not
+  depend on it.
+
+REINFORCE and A2C get the same observation/reward rules; their own rollout lengths stay (REINFORCE
+needs whole episodes in a rollout; A2C is defined by short n-step rollouts). ES is left alone (it
+normalises observations already and has no critic).
+
+Precedence in ``rl.train``: the config dataclass < these defaults < the env's preset (a preset is a
+complete tuned setting, applied over the dataclass) < your keyword arguments. ``preset=False`` gives
+these defaults alone. The table in the README ("Defaults") is this function, written out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+__all__ = ["defaults_for", "space_defaults", "probe_spaces", "settings_for"]
+
+#: PPO on continuous actions: 8 envs x 256 steps = 2048 transitions, minibatches of 64, 10 epochs.
+_PPO_CONTINUOUS = dict(num_envs=8, num_steps=256, update_epochs=10, num_minibatches=32, norm_reward=True)
+#: PPO on discrete actions: the same batch and minibatch sizes, no reward scaling.
+_PPO_DISCRETE = dict(num_envs=8, num_steps=256, update_epochs=10, num_minibatches=32)
+#: A2C and REINFORCE: their rollout shapes stay; Box actions get reward normalisation.
+_OTHER_CONTINUOUS = dict(norm_reward=True)
+
+
+def _wide_box(space: gym.Space) -> bool:
+    """A float Box observation whose bounds are not all within [-1, 1] (or are infinite)."""
+    if not isinstance(space, gym.spaces.Box) or not np.issubdtype(space.dtype, np.floating):
+        return False
+    return not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))) or bool(
+        np.max(np.abs(np.concatenate([space.low.ravel(), space.high.ravel()]))) > 1.0
+    )
+
+
+def space_defaults(observation_space: gym.Space, action_space: gym.Space, algo: str) -> dict[str, Any]:
+    """The config overrides for an env with these (single-env) spaces, for ``algo``."""
+    if algo == "es":
+        return {}
+    continuous = isinstance(action_space, gym.spaces.Box)
+    if algo == "ppo":
+        settings = dict(_PPO_CONTINUOUS if continuous else _PPO_DISCRETE)
+    else:
+        settings = dict(_OTHER_CONTINUOUS if continuous else {})
+    if _wide_box(observation_space):
+        settings["norm_obs"] = True
+    return settings
+
+
+def probe_spaces(env: Any) -> tuple[gym.Space, gym.Space] | None:
+    """``(observation_space, action_space)`` of one copy of ``env`` (an id, Env, factory or vector env).
+
+    An id is made once and closed; a factory is called once. None when that is not possible
+    (the defaults then stay the dataclass's).
+    """
+    if isinstance(env, gym.vector.VectorEnv):
+        return env.single_observation_space, env.single_action_space
+    if isinstance(env, gym.Env):
+        return env.observation_space, env.action_space
+    if isinstance(env, str):
+        from scoregrad.rl.rollout import registered_id
+
+        one = gym.make(registered_id(env))
+    elif callable(env):
+        one = env()
+        if not isinstance(one, gym.Env):
+            return None
+    else:
+        return None
+    try:
+        return one.observation_space, one.action_space
+    finally:
+        one.close()
+
+
+def defaults_for(env: Any, algo: str) -> dict[str, Any]:
+    """The adaptive defaults for ``env`` and ``algo`` (see the module docstring); ``{}`` for ES."""
+    if algo == "es":
+        return {}
+    spaces = probe_spaces(env)
+    return space_defaults(*spaces, algo) if spaces is not None else {}
+
+
+def settings_for(env: Any, algo: str, preset: bool = True) -> dict[str, Any]:
+    """The config overrides ``rl.train`` starts from: the env's preset when there is one (and
+    ``preset``), else :func:`defaults_for`. Keyword arguments are applied over this."""
+    from scoregrad.rl.presets import preset_for
+    from scoregrad.rl.rollout import env_id_of
+
+    tuned = preset_for(env_id_of(env), algo) if preset else {}
+    return tuned if tuned else defaults_for(env, algo)
