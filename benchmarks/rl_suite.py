@@ -126,7 +126,7 @@ def figure(rows: list[dict]):
 
     envs = [e for e in SUITE if any(r["env"] == e for r in rows)]
     fig, axes = plt.subplots(1, len(envs), figsize=(3.2 * len(envs), 3.2), squeeze=False)
-    for ax, env_id in zip(axes[0], envs):
+    for ax, env_id in zip(axes[0], envs, strict=True):
         mine = [r for r in rows if r["env"] == env_id]
         for i, r in enumerate(mine):
             ax.scatter([i] * len(r["returns"]), r["returns"], s=12, alpha=0.6)

@@ -127,7 +127,9 @@ def test_keep_best_survives_a_resume(tmp_path):
     assert resumed.trainer.best_step == whole.trainer.best_step
     assert _rows(out / "evaluations.csv") == [
         {**r, "wall_time": s["wall_time"]}
-        for r, s in zip(_rows(tmp_path / "whole" / "evaluations.csv"), _rows(out / "evaluations.csv"))
+        for r, s in zip(
+            _rows(tmp_path / "whole" / "evaluations.csv"), _rows(out / "evaluations.csv"), strict=True
+        )
     ]
 
 
