@@ -6,6 +6,8 @@ For 16, 64 and 256 envs this measures env steps per second of
   * rollout: scoregrad's rollout collection (policy forward, sampling, checks, buffer writes);
   * train: the full ``rl.train`` loop (rollout + GAE + PPO update with the CartPole preset,
     ``num_steps=64``), wall-clock including everything.
+And a whole fresh process (interpreter, imports, training; ``--fresh N`` repeats, alternated): scoregrad
+PPO for 100k steps against SB3 PPO's default 50k-step run, with the import times every process pays.
 Single-threaded torch. Prints a table, writes JSON and a PNG under benchmarks/results/.
 
     python benchmarks/rl_throughput.py
@@ -57,10 +59,61 @@ def train_sps(num_envs: int, total: int) -> float:
     return total / (time.perf_counter() - t)
 
 
+FRESH_OURS = (
+    "from scoregrad import rl; "
+    "rl.train('CartPole-v1', 'ppo', total_steps=100_000, seed={seed}, progress=False)"
+)
+FRESH_SB3 = (
+    "from stable_baselines3 import PPO; "
+    "PPO('MlpPolicy', 'CartPole-v1', seed={seed}, device='cpu').learn(50_000)"
+)
+#: What a fresh process pays before any training: torch, and torch._dynamo, which every torch.optim
+#: optimiser imports on its first step (``Optimizer.step`` is wrapped by ``_use_grad_for_differentiable``).
+IMPORTS = (
+    "import time; t0 = time.perf_counter(); import torch; t1 = time.perf_counter(); import torch._dynamo; "
+    "t2 = time.perf_counter(); import scoregrad.rl.trainer; t3 = time.perf_counter(); "
+    "print(t1 - t0, t2 - t1, t3 - t2)"
+)
+
+
+def fresh_process(repeats: int) -> dict:
+    """Wall time of a whole fresh process (interpreter, imports, training): scoregrad PPO 100k steps
+    against SB3 PPO's default 50k-step run, alternated ``repeats`` times, one torch thread each; plus the
+    import times every such process pays."""
+    import statistics
+    import subprocess
+    import sys
+
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    times: dict[str, list[float]] = {"scoregrad_100k": [], "sb3_50k": []}
+    imports = []
+    for seed in range(repeats):
+        for name, code in (("scoregrad_100k", FRESH_OURS), ("sb3_50k", FRESH_SB3)):
+            t = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-c", code.format(seed=seed)], check=True, env=env, capture_output=True
+            )
+            times[name].append(time.perf_counter() - t)
+        out = subprocess.run(
+            [sys.executable, "-c", IMPORTS], check=True, env=env, capture_output=True, text=True
+        )
+        imports.append([float(x) for x in out.stdout.split()])
+    medians = {k: statistics.median(v) for k, v in times.items()}
+    return {
+        "times_s": times,
+        "median_s": medians,
+        "sb3_over_ours": medians["sb3_50k"] / medians["scoregrad_100k"],
+        "import_torch_s": statistics.median(i[0] for i in imports),
+        "import_torch_dynamo_s": statistics.median(i[1] for i in imports),
+        "import_scoregrad_rl_s": statistics.median(i[2] for i in imports),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", type=int, nargs="+", default=[16, 64, 256])
     parser.add_argument("--out", type=Path, default=RESULTS / "rl_throughput.json")
+    parser.add_argument("--fresh", type=int, default=3, help="fresh-process repeats (0: skip)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     train_sps(16, 16 * 64 * 2)  # warm-up
@@ -83,6 +136,14 @@ def main() -> None:
             f"| {r['num_envs']} | {r['raw_env_sps']:,.0f} | {r['rollout_sps']:,.0f} "
             f"| {r['train_sps']:,.0f} | {r['train_over_raw']:.2f} |"
         )
+    fresh = fresh_process(args.fresh) if args.fresh else None
+    if fresh is not None:
+        m = fresh["median_s"]
+        print(
+            f"\nfresh process (median of {args.fresh}): scoregrad PPO 100k steps {m['scoregrad_100k']:.2f} s, "
+            f"SB3 PPO 50k steps {m['sb3_50k']:.2f} s: {fresh['sb3_over_ours']:.1f}x; every process pays "
+            f"import torch {fresh['import_torch_s']:.2f} s + torch._dynamo {fresh['import_torch_dynamo_s']:.2f} s"
+        )
     import matplotlib
 
     matplotlib.use("Agg")
@@ -98,7 +159,7 @@ def main() -> None:
     ax.set_yscale("log")
     ax.legend()
     fig.tight_layout()
-    save(args.out, {"benchmark": "rl_throughput", "rows": rows}, figure=fig)
+    save(args.out, {"benchmark": "rl_throughput", "rows": rows, "fresh_process": fresh}, figure=fig)
 
 
 if __name__ == "__main__":

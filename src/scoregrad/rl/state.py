@@ -38,6 +38,10 @@ __all__ = [
 ]
 
 
+#: Where ``keep_best`` saves the best policy inside a run directory (an agent that ``rl.load`` reads).
+BEST_DIR = "best"
+
+
 def agent_state(agent: Agent) -> tuple[dict[str, Tensor], dict[str, Any]]:
     """The policy's weights and the JSON metadata that rebuilds it (``training`` is None)."""
     tensors = {f"policy.{k}": v.clone() for k, v in agent.policy.state_dict().items()}
@@ -293,10 +297,10 @@ def restore_trainer_state(trainer: Trainer, tensors: dict[str, Tensor], meta: di
     best = tr.get("best")
     if best is not None:  # keep_best: what later evaluations must beat, and the best policy saved so far
         trainer.best_step, trainer.best_return = int(best["step"]), float(best["return"])
-        if trainer.out is not None and (trainer.out / "best").is_dir():
+        if trainer.out is not None and (trainer.out / BEST_DIR).is_dir():
             from scoregrad.rl.agent import load
 
-            trainer.best = trainer.agent.best = load(trainer.out / "best")
+            trainer.best = trainer.agent.best = load(trainer.out / BEST_DIR)
     trainer._resumed = True
     if trainer.reward_normalizer is not None and tr["reward_normalizer"] is not None:
         trainer.reward_normalizer.load_state_dict(tr["reward_normalizer"])

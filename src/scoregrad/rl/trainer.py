@@ -50,7 +50,13 @@ from scoregrad.rl.rollout import (
     env_id_of,
     make_vector_env,
 )
-from scoregrad.rl.state import agent_state, check_run_checkpoint, restore_trainer_state, trainer_state
+from scoregrad.rl.state import (
+    BEST_DIR,
+    agent_state,
+    check_run_checkpoint,
+    restore_trainer_state,
+    trainer_state,
+)
 
 __all__ = [
     "Agent",
@@ -68,9 +74,6 @@ __all__ = [
 
 #: Config fields that may change when a run is resumed; any other difference is refused.
 RESUMABLE_FIELDS = ("progress", "checkpoint_every", "torch_threads")
-
-#: Where ``keep_best`` saves the best policy inside the run directory (an agent ``rl.load`` reads).
-BEST_DIR = "best"
 
 #: What a run directory holds; ``overwrite=True`` removes exactly these before a new run.
 RUN_FILES = (
