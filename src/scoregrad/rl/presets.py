@@ -2,7 +2,9 @@
 
 ``PRESETS[env_id][algo]`` holds overrides of the algorithm's config defaults; ``rl.train`` applies
 them unless ``preset=False``, and explicit keyword arguments win over them. Budgets are the step
-counts the benchmarks in ``benchmarks/`` use.
+counts the benchmarks in ``benchmarks/`` use. A preset stays only while it reaches its env's target on
+every seed tried (README, "Configuration, defaults and presets"): CartPole-v1 PPO was 12/13 seeds at
+100k steps with ``learning_rate=1e-2`` (seed 13 ended at 275) and is 29/29 with ``2e-2``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ __all__ = ["PRESETS", "BUDGETS", "preset_for"]
 # fmt: off
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "CartPole-v1": {
-        "ppo": dict(num_envs=32, num_steps=64, learning_rate=1e-2, update_epochs=4, num_minibatches=2,
+        "ppo": dict(num_envs=32, num_steps=64, learning_rate=2e-2, update_epochs=4, num_minibatches=2,
                     gae_lambda=0.9, gamma=0.98, ent_coef=0.0, clip_coef=0.2, max_grad_norm=0.5),
         "a2c": dict(num_envs=16, num_steps=16, learning_rate=2e-3, gae_lambda=0.95, norm_adv=True),
         "reinforce": dict(num_envs=16, num_steps=128, learning_rate=1e-2, baseline="value"),
