@@ -39,18 +39,22 @@ def test_discrete_actions_get_no_reward_scaling():
 @pytest.mark.parametrize("obs", [UNIT_OBS, gym.spaces.Discrete(5), gym.spaces.Box(0, 255, (4,), np.uint8)])
 def test_observations_already_in_unit_scale_or_not_float_are_not_normalised(obs):
     assert "norm_obs" not in space_defaults(obs, DISCRETE, "ppo")
-    assert "norm_obs" not in space_defaults(obs, BOX_ACT, "a2c")
+    assert "norm_obs" not in space_defaults(obs, BOX_ACT, "ppo")
 
 
-def test_wide_bounded_observations_are_normalised():
+def test_wide_bounded_observations_are_normalised_for_ppo_only():
     wide = gym.spaces.Box(-28.0, 28.0, (6,), np.float32)  # Acrobot's velocities
-    assert space_defaults(wide, DISCRETE, "reinforce") == {"norm_obs": True}
-
-
-def test_a2c_and_reinforce_keep_their_rollout_shape():
+    assert space_defaults(wide, DISCRETE, "ppo")["norm_obs"] is True
     for algo in ("a2c", "reinforce"):
-        d = space_defaults(BOX_OBS, BOX_ACT, algo)
-        assert d == {"norm_reward": True, "norm_obs": True}
+        assert "norm_obs" not in space_defaults(wide, DISCRETE, algo)
+
+
+def test_a2c_gets_short_rollouts_and_reinforce_its_dataclass():
+    a2c = dict(num_steps=16, learning_rate=2e-3, gae_lambda=0.95, norm_adv=True)
+    assert space_defaults(BOX_OBS, DISCRETE, "a2c") == a2c
+    assert space_defaults(BOX_OBS, BOX_ACT, "a2c") == {**a2c, "norm_reward": True}
+    assert space_defaults(BOX_OBS, DISCRETE, "reinforce") == {}
+    assert space_defaults(BOX_OBS, BOX_ACT, "reinforce") == {"norm_reward": True}
 
 
 def test_es_has_no_adaptive_defaults():
