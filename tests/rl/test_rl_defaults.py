@@ -31,9 +31,11 @@ def test_box_actions_get_continuous_control_ppo_defaults():
     )
 
 
-def test_discrete_actions_get_no_reward_scaling():
+def test_discrete_actions_get_the_same_batch_shape_and_reward_scaling():
     d = space_defaults(BOX_OBS, DISCRETE, "ppo")
-    assert d == dict(num_envs=8, num_steps=256, update_epochs=10, num_minibatches=32, norm_obs=True)
+    assert d == dict(
+        num_envs=8, num_steps=256, update_epochs=10, num_minibatches=32, norm_reward=True, norm_obs=True
+    )
 
 
 @pytest.mark.parametrize("obs", [UNIT_OBS, gym.spaces.Discrete(5), gym.spaces.Box(0, 255, (4,), np.uint8)])

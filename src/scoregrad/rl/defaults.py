@@ -6,7 +6,8 @@ particular. :func:`defaults_for` looks at the env's spaces and returns the overr
 * **action space.** Box (continuous control): the recipe of Schulman et al. (2017) and CleanRL's
   ``ppo_continuous_action``: 2048 transitions per update, 10 epochs of 64-transition minibatches,
   observation *and* reward normalisation. Discrete/MultiDiscrete/MultiBinary (classic control,
-  games): the same batch and minibatch sizes, observation normalisation (below), no reward scaling.
+  games): the same batch and minibatch sizes and reward scaling (the value loss of long -1-per-step
+  episodes otherwise dominates the clipped gradient norm), observation normalisation (below).
 * **observation scale** (PPO). A flat Box observation is normalised by running mean and std unless its
   bounds already lie in [-1, 1]; unbounded and wide observations (velocities, positions in metres,
   joint angles) are what normalisation is for. Non-Box observations (one-hot encoded) are left alone.
@@ -36,8 +37,11 @@ __all__ = ["defaults_for", "space_defaults", "probe_spaces", "settings_for"]
 
 #: PPO on continuous actions: 8 envs x 256 steps = 2048 transitions, minibatches of 64, 10 epochs.
 _PPO_CONTINUOUS = dict(num_envs=8, num_steps=256, update_epochs=10, num_minibatches=32, norm_reward=True)
-#: PPO on discrete actions: the same batch and minibatch sizes, no reward scaling.
-_PPO_DISCRETE = dict(num_envs=8, num_steps=256, update_epochs=10, num_minibatches=32)
+#: PPO on discrete actions: the same batch, minibatches and reward scaling. Without the scaling, a return
+#: of -100 (Acrobot's -1 per step) makes the value loss's gradient dominate the global norm clip, and the
+#: policy barely moves: Acrobot-v1 seed 2 ended at -500 (no swing-up at any evaluation in 200k steps),
+#: and at -84.5 with it.
+_PPO_DISCRETE = dict(num_envs=8, num_steps=256, update_epochs=10, num_minibatches=32, norm_reward=True)
 #: A2C: 16-step rollouts (8 envs: 128 transitions per update), GAE(0.95), normalised advantages, a
 #: higher learning rate; Box actions also get reward normalisation. No observation normalisation: with
 #: an update every few steps its statistics move under the policy (Acrobot-v1, 200k steps: final return
