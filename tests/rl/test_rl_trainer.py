@@ -23,10 +23,11 @@ def _equal(a, b):
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_ppo_learns_cartpole_quickly():
-    agent = rl.train(CP, algo="ppo", total_steps=50_000, seed=0, progress=False)
+def test_ppo_preset_solves_cartpole_within_its_budget():
+    # the preset is tuned for BUDGETS["CartPole-v1"] = 100k steps (29/29 seeds solved there, README)
+    agent = rl.train(CP, algo="ppo", total_steps=100_000, seed=0, progress=False)
     mean, std = rl.evaluate(agent, CP, episodes=20, seed=1000)
-    assert mean >= 450, (mean, std)
+    assert mean >= 475, (mean, std)
 
 
 @pytest.mark.parametrize("algo", ["a2c", "reinforce"])
