@@ -1,6 +1,7 @@
 """Policy search by ES against our own PPO, at equal environment steps and at equal wall time.
 
-For each env and seed: PPO (its preset) for the env's budget of steps (rl.presets.BUDGETS), timed;
+For each env and seed: PPO (its preset, or the defaults for its spaces where it has none) for the
+env's budget of steps (rl.presets.BUDGETS), timed;
 ES (OpenES, settings below) for the same number of steps; and ES for as long as PPO took (wall
 clock), however many steps that is. Each agent is scored by rl.evaluate (20 episodes, seeds
 1000-1019, deterministic). Environment steps of ES count only live episode steps.
