@@ -174,7 +174,7 @@ def mle_step(model: nn.Module, opt: torch.optim.Optimizer, rng: random.Random, b
     opt.zero_grad()
     loss.backward()
     opt.step()
-    return float(loss)
+    return float(loss.detach())
 
 
 def pretrain(model: nn.Module, steps: int, batch: int = 64, lr: float = 3e-3, seed: int = 0) -> None:
