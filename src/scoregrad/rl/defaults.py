@@ -35,13 +35,12 @@ import numpy as np
 
 __all__ = ["defaults_for", "space_defaults", "probe_spaces", "settings_for"]
 
-#: PPO on continuous actions: 8 envs x 256 steps = 2048 transitions, minibatches of 64, 10 epochs.
-_PPO_CONTINUOUS = dict(num_envs=8, num_steps=256, update_epochs=10, num_minibatches=32, norm_reward=True)
-#: PPO on discrete actions: the same batch, minibatches and reward scaling. Without the scaling, a return
-#: of -100 (Acrobot's -1 per step) makes the value loss's gradient dominate the global norm clip, and the
-#: policy barely moves: Acrobot-v1 seed 2 ended at -500 (no swing-up at any evaluation in 200k steps),
-#: and at -84.5 with it.
-_PPO_DISCRETE = dict(num_envs=8, num_steps=256, update_epochs=10, num_minibatches=32, norm_reward=True)
+#: PPO, any action space: 8 envs x 256 steps = 2048 transitions, 10 epochs of 64-transition minibatches,
+#: reward normalisation. The reward scaling is there for discrete actions too: without it, a return of
+#: -100 (Acrobot's -1 per step) makes the value loss's gradient dominate the global norm clip and the
+#: policy barely moves (Acrobot-v1 seed 2 ended at -500, no swing-up at any evaluation in 200k steps; -84.5
+#: with it).
+_PPO = dict(num_envs=8, num_steps=256, update_epochs=10, num_minibatches=32, norm_reward=True)
 #: A2C: 16-step rollouts (8 envs: 128 transitions per update), GAE(0.95), normalised advantages, a
 #: higher learning rate; Box actions also get reward normalisation. No observation normalisation: with
 #: an update every few steps its statistics move under the policy (Acrobot-v1, 200k steps: final return
@@ -62,14 +61,13 @@ def space_defaults(observation_space: gym.Space, action_space: gym.Space, algo: 
     """The config overrides for an env with these (single-env) spaces, for ``algo``."""
     if algo == "es":
         return {}
-    continuous = isinstance(action_space, gym.spaces.Box)
     if algo == "ppo":
-        settings = dict(_PPO_CONTINUOUS if continuous else _PPO_DISCRETE)
+        settings = dict(_PPO)
         if _wide_box(observation_space):
             settings["norm_obs"] = True
         return settings
     settings = dict(_A2C) if algo == "a2c" else {}
-    if continuous:
+    if isinstance(action_space, gym.spaces.Box):
         settings["norm_reward"] = True
     return settings
 
