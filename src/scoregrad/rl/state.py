@@ -300,7 +300,7 @@ def restore_trainer_state(trainer: Trainer, tensors: dict[str, Tensor], meta: di
         if trainer.out is not None and (trainer.out / BEST_DIR).is_dir():
             from scoregrad.rl.agent import load
 
-            trainer.best = trainer.agent.best = load(trainer.out / BEST_DIR)
+            trainer.agent.best = load(trainer.out / BEST_DIR)
     trainer._resumed = True
     if trainer.reward_normalizer is not None and tr["reward_normalizer"] is not None:
         trainer.reward_normalizer.load_state_dict(tr["reward_normalizer"])

@@ -206,7 +206,6 @@ class Trainer:
         self.eval_every = _eval_interval(cfg, self.total_steps)
         self.best_return = -float("inf")  # the best evaluation so far, and the step it was made at
         self.best_step: int | None = None
-        self.best: Agent | None = None  # a copy of the best policy (keep_best)
         self._eval_envs: gym.vector.VectorEnv | None = None
         self._last_eval_step: int | None = None
         if self.eval_every:
@@ -427,10 +426,9 @@ class Trainer:
         improved = mean > self.best_return
         if improved and cfg.keep_best:
             self.best_return, self.best_step = mean, step
-            self.best = _copy_agent(self.agent)
-            self.agent.best = self.best
+            self.agent.best = _copy_agent(self.agent)
             if self.out is not None:
-                tensors, meta = agent_state(self.best)
+                tensors, meta = agent_state(self.agent.best)
                 meta["best"] = {"step": step, "return": mean}
                 with deferred_signals():
                     save_checkpoint(self.out / BEST_DIR, tensors, meta, keep=1)
