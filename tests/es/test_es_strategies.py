@@ -21,8 +21,8 @@ def ellipsoid(X):
 
 # Evaluations to f < 1e-8 from x0 = 1, sigma0 = 0.5, seed 0, with budgets ~1.5x what each needs.
 BUDGETS = {
-    ("snes", "sphere"): 6_000,
-    ("snes", "ellipsoid"): 9_000,
+    ("snes", "sphere"): 2_800,  # two-point step size (CSA: 3,060 and 4,668)
+    ("snes", "ellipsoid"): 5_200,
     ("xnes", "sphere"): 4_500,
     ("xnes", "ellipsoid"): 20_000,
     ("pgpe", "sphere"): 41_000,
@@ -156,3 +156,34 @@ def test_xnes_learns_a_rotated_ellipsoid():
         method="xnes", budget=8_000, seed=0, target=1e-8,
     )  # fmt: skip
     assert res.reached_target, res.fun
+
+
+@pytest.mark.parametrize("antithetic", [False, True])
+def test_snes_two_point_adaptation_puts_two_candidates_on_the_last_mean_shift(antithetic):
+    es = sg.es.SNES(torch.ones(7, dtype=torch.float64), sigma=0.3, popsize=8, antithetic=antithetic, seed=3)
+    first, second = 0, (4 if antithetic else 1)
+    for generation in range(4):
+        before = es.mean.detach().clone()
+        X = es.ask()
+        offsets = (X - es.mean.detach()) / es.sigma
+        for i in range(8):  # every candidate, the line pair included, is what candidate_noise says
+            torch.testing.assert_close(offsets[i], es.candidate_noise(i), rtol=1e-12, atol=1e-12)
+        if generation > 0:  # ahead and behind along the last mean shift, mirrored
+            torch.testing.assert_close(offsets[first], -offsets[second], rtol=0, atol=1e-12)
+            cosine = torch.nn.functional.cosine_similarity(offsets[first] * es.sigma, shift, dim=0)
+            assert float(cosine) == pytest.approx(1.0, abs=1e-12)
+        es.tell(sphere(X))
+        es.optimizer.step()
+        shift = es.mean.detach() - before
+    with pytest.raises(ValueError, match="follows the last mean shift"):
+        es.candidate_noise(first, generation=1)
+    es.candidate_noise(2, generation=1)  # the others stay seed-addressed
+
+
+def test_two_point_step_size_grows_when_the_candidate_ahead_ranks_better():
+    from scoregrad.es.stepsize import TwoPointStepSize
+
+    losses = torch.arange(6, dtype=torch.float64)  # candidate 0 best, 5 worst
+    assert TwoPointStepSize(10, 6).factor(losses, ahead=0, behind=5) > 1
+    assert TwoPointStepSize(10, 6).factor(losses, ahead=5, behind=0) < 1
+    assert TwoPointStepSize(10, 6).factor(torch.zeros(6), ahead=0, behind=1) == 1.0

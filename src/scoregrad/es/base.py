@@ -110,6 +110,7 @@ class Strategy:
             module = self.module
             self.optimizer.register_step_post_hook(lambda *_: write_parameters(module, self.mean))
         self._z: Tensor | None = None
+        self._losses: Tensor | None = None
         self._last: tuple[Tensor, Tensor] | None = None
 
     # -- what a strategy defines ------------------------------------------------------------
@@ -169,7 +170,7 @@ class Strategy:
         """
         if self._z is None:
             raise RuntimeError("tell() needs the candidates of an ask() first")
-        losses = self._check_losses(losses)
+        losses = self._losses = self._check_losses(losses)  # kept for strategies that rank (TPA)
         weights = shape(losses, self.shaping, self.antithetic)
         with torch.no_grad():
             self._last = self._update(weights, self._z)
