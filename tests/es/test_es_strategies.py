@@ -162,6 +162,7 @@ def test_xnes_learns_a_rotated_ellipsoid():
 def test_snes_two_point_adaptation_puts_two_candidates_on_the_last_mean_shift(antithetic):
     es = sg.es.SNES(torch.ones(7, dtype=torch.float64), sigma=0.3, popsize=8, antithetic=antithetic, seed=3)
     first, second = 0, (4 if antithetic else 1)
+    shift = torch.zeros(7, dtype=torch.float64)  # the mean shift of the previous generation
     for generation in range(4):
         before = es.mean.detach().clone()
         X = es.ask()

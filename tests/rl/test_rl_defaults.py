@@ -164,9 +164,22 @@ def test_cli_keep_best_writes_an_agent_that_eval_reads(tmp_path, capsys):
     from scoregrad.cli import main
 
     out = tmp_path / "run"
-    argv = ["train", "CartPole-v1", "--steps", "4096", "--out", str(out), "--keep-best", "--eval-every", "2048"]
+    argv = [
+        "train",
+        "CartPole-v1",
+        "--steps",
+        "4096",
+        "--out",
+        str(out),
+        "--keep-best",
+        "--eval-every",
+        "2048",
+    ]
     assert main([*argv, "--eval-episodes", "3", "--no-progress"]) == 0
     assert (out / "best").is_dir() and len(_rows(out / "evaluations.csv")) == 2
     assert main(["eval", str(out / "best"), "--episodes", "3"]) == 0
-    assert main(["train", "CartPole-v1", "--steps", "64", "--out", str(tmp_path / "r2"), "--eval-episodes", "3"]) == 2
+    assert (
+        main(["train", "CartPole-v1", "--steps", "64", "--out", str(tmp_path / "r2"), "--eval-episodes", "3"])
+        == 2
+    )
     assert "eval_episodes" in capsys.readouterr().err
