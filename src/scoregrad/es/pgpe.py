@@ -71,7 +71,13 @@ class PGPE(Strategy):
     (relative), as in EvoTorch's PGPE.
 
     Args:
-        lr_sigma: step on sigma; default 0.1 (Toklu et al., 2020).
+        lr_sigma: step on sigma; default 0.1 (Toklu et al., 2020). It sets how fast the search
+            narrows, and so the convergence speed: evaluations to 1e-8 on the sphere from
+            x0 ~ U(-1, 1), sigma 0.5 (2 seeds), 0.1 / 1.0: D = 10 12.9k / 2.0k, D = 100 168k /
+            17.7k, D = 1000 not within 300k / 207k (100-D ellipsoid with 1.0: 26k). Larger values
+            narrow too early on rugged functions (10-D Rastrigin, median best after 30k: 11.9 with
+            0.1, 18.9 with 1.0; Rosenbrock 1.2 against 7.2), hence the paper's default, which suits
+            noisy returns; pass ``lr_sigma=1.0`` for smooth, unimodal objectives.
         max_sigma_change: largest relative change of a sigma coordinate per generation (0.2).
         step_ratio: with the default ClipUp, ``lr = step_ratio * ||sigma||`` every generation
             (``None`` keeps ``lr`` fixed, the classic ClipUp). Default 0.15.

@@ -88,7 +88,9 @@ class SNES(Strategy):
             return None
         y = (self.mean.detach() - self._told_mean) / self.sigma
         norm = float(y.norm())
-        return None if norm == 0 or not math.isfinite(norm) else y * (float(z_first.norm()) / norm)
+        if norm == 0 or not math.isfinite(norm):
+            return None
+        return y.mul_(float(z_first.norm()) / norm)
 
     def ask(self) -> Tensor:
         X = super().ask()
@@ -97,11 +99,12 @@ class SNES(Strategy):
         line = self._line(z[0])
         self._line_rows = None
         if line is not None:
-            rows = list(self._line_indices())
-            z[rows[0]], z[rows[1]] = line, -line
+            first, second = self._line_rows = self._line_indices()
+            z[first], z[second] = line, -line
+            step = self.sigma * line
             with torch.no_grad():
-                X[rows] = self.mean.detach() + self._perturb(z[rows])
-            self._line_rows = (rows[0], rows[1])
+                X[first] = self.mean.detach() + step
+                X[second] = self.mean.detach() - step
         return X
 
     def candidate_noise(self, index: int, generation: int | None = None) -> Tensor:

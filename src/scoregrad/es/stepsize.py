@@ -64,7 +64,9 @@ class TwoPointStepSize:
         self.state = 0.0
 
     def factor(self, losses: Tensor, ahead: int, behind: int) -> float:
-        better_than = lambda i: int((losses < losses[i]).sum())  # noqa: E731
-        z = (better_than(behind) - better_than(ahead)) / (losses.shape[0] - 1)  # in [-1, 1]
+        values = losses.tolist()  # a few dozen numbers: Python is faster than small tensor ops
+        z = (sum(v < values[behind] for v in values) - sum(v < values[ahead] for v in values)) / (
+            len(values) - 1
+        )  # in [-1, 1]
         self.state = (1 - self.c) * self.state + self.c * math.copysign(abs(z) ** 0.5, z)
         return math.exp(self.state / self.damping)
