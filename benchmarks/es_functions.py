@@ -8,7 +8,8 @@ and the overhead per evaluation: the thread's CPU time outside the objective, di
 evaluations (``time.thread_time`` with one torch thread, so other processes on shared cores do not
 count). Methods:
 
-  ours:  snes, xnes (D <= 100; O(D^3) per generation), pgpe (ClipUp with the sigma-relative step).
+  ours:  snes, xnes (D <= 100; O(D^3) per generation), pgpe (ClipUp with the sigma-relative step;
+         with the paper's lr_sigma = 0.1, and with 1.0, which suits smooth unimodal functions).
          OpenES keeps sigma fixed, so it cannot reach 1e-8; it is left out here.
   peers: pycma CMA-ES (D <= 100), separable CMA-ES (D >= 100), EvoTorch SNES / XNES (D <= 100) /
          PGPE (ClipUp, centre step 0.15 * sigma0 * sqrt(D) fixed, as configured by users);
@@ -177,7 +178,11 @@ def ngopt():
 
 
 def methods_for(D: int) -> dict:
-    methods = {"ours snes": ours("snes"), "ours pgpe": ours("pgpe")}
+    methods = {
+        "ours snes": ours("snes"),
+        "ours pgpe": ours("pgpe"),
+        "ours pgpe (lr_sigma 1)": ours("pgpe", lr_sigma=1.0),
+    }
     if D <= 100:
         methods["ours xnes"] = ours("xnes")
         methods["cma-es (pycma)"] = pycma(separable=False)
