@@ -110,3 +110,12 @@ def test_minimize_arguments():
 def test_state_dict_of_another_strategy_is_refused():
     with pytest.raises(ValueError, match="strategy 'snes'"):
         sg.es.OpenES(torch.zeros(3), popsize=4).load_state_dict(sg.es.SNES(torch.zeros(3)).state_dict())
+
+
+def test_snes_two_point_adaptation_needs_random_candidates_beside_its_pair():
+    assert sg.es.SNES(torch.zeros(3), popsize=2).sigma_adaptation == "csa"  # the default falls back
+    assert sg.es.SNES(torch.zeros(3), popsize=4).sigma_adaptation == "tpa"
+    with pytest.raises(ValueError, match="sigma_adaptation='tpa' needs popsize >= 4"):
+        sg.es.SNES(torch.zeros(3), popsize=2, sigma_adaptation="tpa")
+    with pytest.raises(ValueError, match="sigma_adaptation must be"):
+        sg.es.SNES(torch.zeros(3), sigma_adaptation="tpa2")

@@ -20,6 +20,8 @@ from scoregrad.es.stepsize import CumulativeStepSize, TwoPointStepSize
 
 __all__ = ["SNES"]
 
+TPA_MIN_POPSIZE = 4  # the line pair and at least two random candidates
+
 
 class SNES(Strategy):
     """Separable NES. ``tell`` sets ``mean.grad`` to the natural gradient ``sigma^2 * grad_mean``
@@ -28,9 +30,9 @@ class SNES(Strategy):
 
     Args:
         lr_sigma: learning rate of ``log sigma``; default ``(3 + ln D) / (5 sqrt D)`` (Schaul et al., 2011).
-        sigma_adaptation: ``"tpa"`` (default): the natural gradient adapts only the *shape* of
-            sigma (its trace-free part) and two-point step-size adaptation the overall scale
-            (:mod:`scoregrad.es.stepsize`; candidates ``0`` and ``1``, or ``0`` and ``popsize // 2``
+        sigma_adaptation: ``None`` (default): ``"tpa"`` for ``popsize >= 4``, else ``"csa"``.
+            ``"tpa"``: the natural gradient adapts only the *shape* of sigma (its trace-free part)
+            and two-point step-size adaptation the overall scale (:mod:`scoregrad.es.stepsize`; candidates ``0`` and ``1``, or ``0`` and ``popsize // 2``
             with antithetic pairs, then lie on the line of the last mean shift, so their noise is
             not seed-addressed); ``"csa"``: the same shape update, CMA-ES's cumulative step-size
             adaptation for the scale; ``"natural"``: the paper's update of every coordinate.
@@ -57,7 +59,7 @@ class SNES(Strategy):
         optimizer: OptimizerFactory | None = None,
         lr: float | None = None,
         lr_sigma: float | None = None,
-        sigma_adaptation: str = "tpa",
+        sigma_adaptation: str | None = None,
         on_non_finite: str = "raise",
     ):
         super().__init__(
@@ -70,8 +72,17 @@ class SNES(Strategy):
         )
         if not self.lr_sigma > 0:
             raise ValueError(f"lr_sigma must be > 0, got {lr_sigma}")
+        if sigma_adaptation is None:  # TPA needs random candidates beside its line pair
+            sigma_adaptation = "tpa" if self.popsize >= TPA_MIN_POPSIZE else "csa"
         if sigma_adaptation not in ("natural", "csa", "tpa"):
-            raise ValueError(f"sigma_adaptation must be 'natural', 'csa' or 'tpa', got {sigma_adaptation!r}")
+            raise ValueError(
+                f"sigma_adaptation must be 'natural', 'csa', 'tpa' or None, got {sigma_adaptation!r}"
+            )
+        if sigma_adaptation == "tpa" and self.popsize < TPA_MIN_POPSIZE:
+            raise ValueError(
+                f"sigma_adaptation='tpa' needs popsize >= {TPA_MIN_POPSIZE} (two candidates go to the "
+                f"line of the last mean shift), got {self.popsize}; use 'csa'"
+            )
         self.sigma_adaptation = sigma_adaptation
         self.csa = CumulativeStepSize(self.dim, self.popsize, self.mean.dtype, self.mean.device)
         self.tpa = TwoPointStepSize(self.dim, self.popsize)
