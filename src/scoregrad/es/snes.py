@@ -25,7 +25,8 @@ TPA_MIN_POPSIZE = 4  # the line pair and at least two random candidates
 
 class SNES(Strategy):
     """Separable NES. ``tell`` sets ``mean.grad`` to the natural gradient ``sigma^2 * grad_mean``
-    (estimated; unbiased with ``shaping=None``) and adapts ``sigma`` (a ``(D,)`` tensor) itself;
+    (estimated; unbiased with ``shaping=None`` and ``sigma_adaptation="csa"`` or ``"natural"``:
+    TPA's line pair is not a random draw, so it adds a term along the last mean shift) and adapts ``sigma`` (a ``(D,)`` tensor) itself;
     the default optimiser is SGD with ``lr`` = the NES mean learning rate (1).
 
     Args:
