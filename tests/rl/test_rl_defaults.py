@@ -183,3 +183,14 @@ def test_cli_keep_best_writes_an_agent_that_eval_reads(tmp_path, capsys):
         == 2
     )
     assert "eval_episodes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("env_id", "algo"), [(e, a) for e, by_algo in PRESETS.items() for a in by_algo], ids=lambda x: str(x)
+)
+def test_every_preset_is_a_valid_config(env_id, algo):
+    from scoregrad.rl.config import config_for
+
+    config = config_for(algo, **PRESETS[env_id][algo])  # unknown fields or bad values raise
+    for name, value in PRESETS[env_id][algo].items():
+        assert getattr(config, name) == value
