@@ -40,7 +40,7 @@ class SNES(Strategy):
             Median evaluations to 1e-8 (5 seeds at D = 10, 2 at D = 100 and 1000; sphere /
             ellipsoid): D = 10 tpa 1.1k / 1.85k, csa 1.7k / 2.4k (CMA-ES 1.2k / 3.9k); D = 100 tpa
             6.5k / 17k, csa 10.5k / 18.5k, natural 24k / 33k (separable CMA-ES 10k / 27k); D = 1000
-            tpa 72k / 308k, csa 99k / 233k (separable CMA-ES 59k / not within 300k). TPA is
+            tpa 75k / 308k (1.1e-7 at 300k), csa 99k / 233k (separable CMA-ES 59k / not within 300k). TPA is
             faster everywhere but on the 1000-D ellipsoid, where CSA is.
         Others: see :class:`Strategy`.
     """

@@ -11,7 +11,8 @@ TPA: Hansen (2008), "CMA-ES with Two-Point Step-Size Adaptation"; constants of p
 generation lie on the line of the last mean shift, one ahead and one behind; if the one ahead ranks
 better, the last step was too short (sigma grows), else too long. In high dimensions with the
 default population, CSA's path is too slow to follow: measured on the 1000-D sphere (2 seeds), SNES
-needs 99k evaluations to 1e-8 with CSA and 70k with TPA (separable CMA-ES, which uses TPA there: 59k).
+needs 99k evaluations to 1e-8 with CSA and 75k with TPA (separable CMA-ES, which uses TPA there: 59k;
+README, "Benchmarks: test functions").
 """
 
 from __future__ import annotations
