@@ -17,7 +17,8 @@ and rank 0 writes its measurements. Workloads:
   data per update; splitting one process's small minibatches instead saves little, because an
   optimiser step on a 64-unit MLP costs its fixed overhead whatever the rows;
 * ``es``: OpenAI-ES on a 1000-D function whose evaluation costs about 1 ms (8 matrix-vector products
-  with a fixed 1000 x 1000 matrix), 96 candidates, 15 generations: generations/s;
+  with a fixed 1000 x 1000 matrix), 96 candidates, 15 generations, ``noise="table"`` (each process
+  builds only its own candidates; the update rebuilds the population's noise by a copy): generations/s;
 * ``comm``: the collectives' cost here: latency of an all-reduce/all-gather of a few numbers, of a
   PPO gradient, and bandwidth.
 
@@ -124,7 +125,7 @@ def worker_es() -> dict:
     start = time.perf_counter()  # after a warm-up: first calls import and initialise (about 1.5 s)
     res = search.minimize(
         es_function, torch.zeros(ES_DIM), method="openes", sigma0=0.05, popsize=ES_POP,
-        budget=ES_POP * ES_GENERATIONS, seed=0,
+        budget=ES_POP * ES_GENERATIONS, seed=0, noise="table",
     )  # fmt: skip
     seconds = time.perf_counter() - start
     return {
@@ -135,23 +136,34 @@ def worker_es() -> dict:
 
 
 def serial_es_costs() -> dict:
-    """One process: seconds per candidate of the function (t) and of ask+tell+step (s, done by every process)."""
+    """One process, one thread: seconds per candidate of the function (``t``), of building one's own
+    candidates (``s_own``: ``ask`` of 8 rows, per row) and of the update every process makes for the
+    whole population (``s_all``: ``tell`` and the optimiser step, per candidate), with ``noise="table"``,
+    at the benchmark's population and at 4,096 (8 per process at 512 processes)."""
     from scoregrad import es as search
 
     torch.set_num_threads(1)  # as in the workers
     X = torch.randn(ES_POP, ES_DIM)
     t0 = time.perf_counter()
     es_function(X)
-    t = (time.perf_counter() - t0) / ES_POP
-    es = search.OpenES(torch.zeros(ES_DIM), sigma=0.05, popsize=ES_POP, seed=0)
-    losses = torch.randn(ES_POP)
-    t0 = time.perf_counter()
-    for _ in range(10):
-        es.ask()
-        es.tell(losses)
-        es.optimizer.step()
-    s = (time.perf_counter() - t0) / (10 * ES_POP)
-    return {"eval_seconds": t, "serial_seconds_per_candidate": s}
+    out = {"eval_seconds": (time.perf_counter() - t0) / ES_POP}
+    for popsize, suffix in ((ES_POP, ""), (4096, "_4096")):
+        es = search.OpenES(torch.zeros(ES_DIM), sigma=0.05, popsize=popsize, seed=0, noise="table")
+        losses = torch.randn(popsize)
+        own, update = [], []
+        for repeat in range(12):
+            t0 = time.perf_counter()
+            es.ask(rows=slice(0, 8))
+            t1 = time.perf_counter()
+            es.tell(losses)
+            es.optimizer.step()
+            t2 = time.perf_counter()
+            if repeat >= 2:  # after a warm-up
+                own.append((t1 - t0) / 8)
+                update.append((t2 - t1) / popsize)
+        out[f"s_own{suffix}"] = statistics.median(own)
+        out[f"s_all{suffix}"] = statistics.median(update)
+    return out
 
 
 def worker_comm(gradient_floats: int) -> dict:
@@ -182,6 +194,8 @@ def worker_comm(gradient_floats: int) -> dict:
         "gradient_exchange_busy": latency(lambda: (busy(), distributed.all_reduce_sum([grad])), 50) - alone,
         "all_reduce_small": latency(lambda: dist.all_reduce(small)),
         "all_gather_small": latency(lambda: dist.all_gather(out, small)),
+        # one round of the log-depth all-gather that exchanges ES losses (with 2 processes, all of it)
+        "all_gather_log_round": latency(lambda: distributed.all_gather_log(small)),
         "gradient_exchange": latency(lambda: distributed.all_reduce_sum([grad])),
         "all_reduce_4MB": latency(lambda: dist.all_reduce(big), 20),
         "gradient_bytes": 4 * gradient_floats,
@@ -241,14 +255,17 @@ def launch(kind: str, procs: int, directory: Path) -> dict:
     return json.loads(out.read_text())
 
 
-def model(constants: dict, processes: list[int]) -> dict:
+def model(constants: dict, processes: list[int], k: int | None = None) -> dict:
     """Predicted parallel efficiency (weak scaling: each process keeps the work it has with 2).
 
-    ES (losses only cross the network), per generation with ``k`` candidates per process:
-        T(W) = k t + k W s + (W - 1) a_g,  E(W) = (k t + k s) / T(W)
-    where ``t`` is one evaluation, ``s`` the ask/tell/step work per candidate that every process does
-    for the whole population (it rebuilds all perturbations from seeds), ``a_g`` one step of the ring
-    all-gather of the losses (latency-bound: 8 bytes per candidate).
+    ES (losses only cross the network), per generation with ``k`` candidates per process, ``P = W k``:
+        T(W) = k t + k s_own + W k s_all + ceil(log2 W) a_p,  E(W) = (k t + k s_own + k s_all) / T(W)
+    where ``t`` is one evaluation, ``s_own`` building one of one's own candidates (a window of the
+    noise table), ``s_all`` the update's work per candidate of the whole population, which every process
+    does (it rebuilds all perturbations from the table to make the same update, bit for bit), and
+    ``a_p`` one round of the log-depth all-gather of the losses (Bruck's; latency-bound: 8 bytes per
+    candidate). As ``k`` grows, ``E`` tends to ``(t + s_own + s_all) / (t + s_own + W s_all)``: the
+    update every process repeats is what bounds it, not the network.
     PPO, per iteration with a fixed number of envs per process:
         T(W) = X + m x(W) + 3 (W - 1) a_g,   E(W) = X / T(W)
     where ``X`` is one process's compute per iteration (collection and its share of the update,
@@ -260,20 +277,26 @@ def model(constants: dict, processes: list[int]) -> dict:
     (rollouts, episodes, normalisers). ``a_g``/``a_r``: latency of one step of an all-gather/all-reduce
     (measured with 2 processes), ``B``: bandwidth.
     """
+    import math
+
     c = constants
     a_r, a_g, bandwidth = c["all_reduce_small"] / 2, c["all_gather_small"], c["bandwidth"]
-    k, t, s = c["es_candidates_per_process"], c["eval_seconds"], c["serial_seconds_per_candidate"]
-    ppo = c["ppo"]
-    b = ppo["gradient_bytes"]
+    k = c["es_candidates_per_process"] if k is None else k
+    t, s_own, a_p = c["eval_seconds"], c["s_own"], c["all_gather_log_round"]
     out = {}
     for w in processes:
-        es_t = k * t + k * w * s + (w - 1) * a_g
-        if w * b <= 1 << 20:  # one step per other process, at the latency measured while computing
-            exchange = (w - 1) * c.get("gradient_exchange_busy", a_g + b / bandwidth)
-        else:
-            exchange = 2 * (w - 1) * (a_r + b / (w * bandwidth))
-        ppo_t = ppo["compute"] + ppo["updates"] * exchange + 3 * (w - 1) * a_g
-        out[w] = {"es": (k * t + k * s) / es_t, "ppo": ppo["compute"] / ppo_t}
+        s_all = c["s_all_4096"] if w * k >= 4096 else c["s_all"]  # per-candidate cost at that size
+        es_t = k * t + k * s_own + w * k * s_all + math.ceil(math.log2(w)) * a_p
+        out[w] = {"es": (k * t + k * s_own + k * s_all) / es_t}
+        if "ppo" in c:
+            ppo = c["ppo"]
+            b = ppo["gradient_bytes"]
+            if w * b <= 1 << 20:  # one step per other process, at the latency measured while computing
+                exchange = (w - 1) * c.get("gradient_exchange_busy", a_g + b / bandwidth)
+            else:
+                exchange = 2 * (w - 1) * (a_r + b / (w * bandwidth))
+            ppo_t = ppo["compute"] + ppo["updates"] * exchange + 3 * (w - 1) * a_g
+            out[w]["ppo"] = ppo["compute"] / ppo_t
     return out
 
 
@@ -345,41 +368,48 @@ def main() -> None:
         "runs": {k: {str(w): r for w, r in v.items()} for k, v in runs.items()},
         "rows": rows,
     }
-    if "comm" in results and "es" in results and "ppo-mujoco" in results:
+    if "comm" in results and "es" in results:
         comm = results["comm"][max(procs)]
-        serial = serial_es_costs()
-        w2 = results["ppo-mujoco"][max(procs)]
-        per_iteration = w2["seconds"] / w2["iterations"]
-        constants = {
+        constants: dict = {
             **{
                 k: comm[k]
                 for k in (
                     "all_reduce_small",
                     "all_gather_small",
+                    "all_gather_log_round",
                     "gradient_exchange",
                     "gradient_exchange_busy",
                 )
             },
             "bandwidth": (1 << 22) / max(comm["all_reduce_4MB"] - comm["all_reduce_small"], 1e-9),
             "es_candidates_per_process": ES_POP // max(procs),
-            **serial,
-            "ppo": {
+            **serial_es_costs(),
+        }
+        if "ppo-mujoco" in results:
+            w2 = results["ppo-mujoco"][max(procs)]
+            per_iteration = w2["seconds"] / w2["iterations"]
+            constants["ppo"] = {
                 "updates": w2["updates"] / w2["iterations"],
                 "gradient_bytes": 4 * w2["parameters"],
                 # compute per iteration with 2 processes, less what the model counts as communication
                 "compute": per_iteration
                 - w2["updates"] / w2["iterations"] * comm["gradient_exchange_busy"]
                 - 3 * comm["all_gather_small"],
-            },
-        }
-        predicted = model(constants, [2, 8, 64, 512])
+            }
+        processes = [2, 8, 64, 512]
+        predicted = model(constants, processes)
+        # ES with larger populations per process (OpenAI's runs: thousands of candidates)
+        for k in (8, 64):
+            for w, p in model(constants, processes, k=k).items():
+                predicted[w][f"es_k{k}"] = p["es"]
         payload.update(constants=constants, predicted=predicted)
         print("\ncost model constants:", json.dumps(constants, indent=1))
+        keys = [key for key in ("es", "es_k8", "es_k64", "ppo") if key in predicted[2]]
         print(
             table(
-                [{"processes": w, "es": p["es"], "ppo": p["ppo"]} for w, p in predicted.items()],
-                ["processes", "es", "ppo"],
-                {"es": ".2f", "ppo": ".2f"},
+                [{"processes": w, **p} for w, p in predicted.items()],
+                ["processes", *keys],
+                {key: ".2f" for key in keys},
             )
         )
     markdown = markdown_table(rows, columns, formats) if rows else None

@@ -13,7 +13,8 @@ process, so the same code runs on one process or many. What each trainer exchang
   rollouts (:func:`all_gather_cat`), so every process holds the union batch; per optimiser step, one
   flat all-reduce of the gradients of each process's share of the minibatch (:func:`all_reduce_sum`).
 * **ES** (:mod:`scoregrad.es`): the population is split across processes, which exchange only losses
-  (:func:`evaluate_population`), as in Salimans et al. (2017): noise is seed-addressed.
+  (:func:`gather_losses`, in ``ceil(log2 W)`` rounds), as in Salimans et al. (2017): noise is
+  seed-addressed, so each process builds only its own candidates (``es.ask(rows=shard(P))``).
 * **Sequences** (:mod:`scoregrad.seq`): ``DistributedDataParallel`` over prompts.
 
 Only rank 0 writes the run directory (:func:`is_main`), with a :func:`barrier` after each checkpoint.
@@ -49,6 +50,9 @@ __all__ = [
     "all_reduce_sum",
     "all_gather_cat",
     "all_gather_objects",
+    "all_gather_log",
+    "gather_losses",
+    "broadcast",
     "evaluate_population",
     "ShardedGenerator",
     "ProcessGroupError",
@@ -236,21 +240,75 @@ def all_gather_objects(obj: Any) -> list[Any]:
     return out
 
 
+def all_gather_log(tensor: Tensor) -> Tensor:
+    """``(W, *shape)``: every process's ``tensor`` (the same shape everywhere), in rank order.
+
+    Bruck et al. (1997)'s all-gather: ``ceil(log2 W)`` rounds, in round ``j`` each process sends what it
+    holds (at most ``2**j`` blocks) to rank ``r - 2**j`` and receives as much from rank ``r + 2**j``,
+    over ``torch.distributed`` point-to-point messages. For small messages (an ES generation's losses)
+    the cost is latency, so ``log2 W`` rounds instead of a ring's ``W - 1`` steps (gloo's all-gather)
+    is what lets hundreds of processes exchange them (README, "Scaling out").
+    """
+    w = world_size()
+    if w == 1:
+        return tensor.unsqueeze(0)
+    import torch.distributed as dist
+
+    r = rank()
+    held = tensor.detach().contiguous().unsqueeze(0)  # blocks of ranks r, r+1, ... (mod W)
+    distance = 1
+    with _collective("all_gather"):
+        while distance < w:
+            send = held[: min(distance, w - distance)].contiguous()
+            received = torch.empty_like(send)
+            ops = [
+                dist.P2POp(dist.isend, send, (r - distance) % w),
+                dist.P2POp(dist.irecv, received, (r + distance) % w),
+            ]
+            for request in dist.batch_isend_irecv(ops):
+                request.wait()
+            held = torch.cat([held, received])
+            distance *= 2
+    return held.roll(r, dims=0)  # row j held rank (r + j) % W's block
+
+
+def gather_losses(mine: Tensor, total: int) -> Tensor:
+    """Every process's losses ``(total,)``, in rank order, from this process's :func:`shard` of them."""
+    mine = torch.as_tensor(mine).reshape(-1)
+    if world_size() == 1:
+        return mine
+    sizes = [shard(total, r).stop - shard(total, r).start for r in range(world_size())]
+    if mine.numel() != sizes[rank()]:
+        raise ValueError(f"losses: this process's share of {total} is {sizes[rank()]}, got {mine.numel()}")
+    padded = torch.zeros(max(sizes), dtype=torch.float64)
+    padded[: len(mine)] = mine.detach().to(torch.float64)  # exact for float32 and float64 losses
+    gathered = all_gather_log(padded)
+    return torch.cat([gathered[r, : sizes[r]] for r in range(world_size())]).to(mine.dtype)
+
+
+def broadcast(tensor: Tensor, src: int) -> Tensor:
+    """``tensor`` as held by process ``src``, on every process (a copy; ``tensor`` gives the shape)."""
+    if world_size() == 1:
+        return tensor
+    import torch.distributed as dist
+
+    out = tensor.detach().clone().contiguous()
+    with _collective("broadcast"):
+        dist.broadcast(out, src)
+    return out
+
+
 def evaluate_population(f: Callable[[Tensor], Tensor], X: Tensor) -> Tensor:
     """``f(X)`` for a population ``(P, D)``, each process evaluating its :func:`shard` of the rows.
 
     Every process holds the whole population (seed-addressed noise makes it the same everywhere) and
-    gets back every loss ``(P,)``: the only thing that crosses the network is ``P`` numbers.
+    gets back every loss ``(P,)``: the only thing that crosses the network is ``P`` numbers. (With
+    ``es.ask(rows=shard(P))`` each process builds only its own rows; then :func:`gather_losses`.)
     """
     if world_size() == 1:
         return f(X)
-    rows = shard(X.shape[0])
-    mine = torch.as_tensor(f(X[rows]), dtype=X.dtype).reshape(-1)
-    sizes = [shard(X.shape[0], r).stop - shard(X.shape[0], r).start for r in range(world_size())]
-    padded = torch.zeros(max(sizes), dtype=X.dtype)
-    padded[: len(mine)] = mine
-    gathered = all_gather_cat([padded.unsqueeze(0)])[0]
-    return torch.cat([gathered[r, : sizes[r]] for r in range(world_size())])
+    mine = torch.as_tensor(f(X[shard(X.shape[0])]), dtype=X.dtype)
+    return gather_losses(mine, X.shape[0])
 
 
 @dataclass(frozen=True)

@@ -21,16 +21,17 @@ def main(out: Path) -> None:
     torch.set_num_threads(1)
     x0 = torch.linspace(-1, 1, 12, dtype=torch.float64)
     saved = {}
-    for method in ("openes", "snes", "xnes", "pgpe"):
-        res = search.minimize(ellipsoid, x0, method=method, popsize=10, budget=300, seed=4)
-        saved[f"{method}.x"] = res.x
-        saved[f"{method}.mean"] = res.strategy.mean.detach().clone()
-    agent = rl.train(
-        "CartPole-v1", "es", total_steps=3000, seed=2, popsize=8, vectorization_mode="sync",
-        progress=False, torch_threads=1,
-    )  # fmt: skip
-    saved.update({f"policy.{k}": v.contiguous() for k, v in agent.policy.state_dict().items()})
-    saved["obs_mean"] = torch.as_tensor(agent.obs_normalizer.stats.mean)
+    for noise in ("generator", "table"):
+        for method in ("openes", "snes", "xnes", "pgpe"):
+            res = search.minimize(ellipsoid, x0, method=method, popsize=10, budget=300, seed=4, noise=noise)
+            saved[f"{method}.{noise}.x"] = res.x
+            saved[f"{method}.{noise}.mean"] = res.strategy.mean.detach().clone()
+        agent = rl.train(
+            "CartPole-v1", "es", total_steps=3000, seed=2, popsize=8, vectorization_mode="sync",
+            progress=False, torch_threads=1, noise=noise,
+        )  # fmt: skip
+        saved.update({f"{noise}.policy.{k}": v.contiguous() for k, v in agent.policy.state_dict().items()})
+        saved[f"{noise}.obs_mean"] = torch.as_tensor(agent.obs_normalizer.stats.mean)
     if distributed.is_main():
         save_file(saved, str(out / "es.safetensors"))
 

@@ -19,4 +19,12 @@ def test_two_processes_give_bit_identical_search_results_to_one(tmp_path):
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key  # bitwise: the same candidates, losses and updates
-    assert not torch.equal(a["openes.mean"], torch.linspace(-1, 1, 12, dtype=torch.float64))  # it moved
+    for noise in ("generator", "table"):
+        assert not torch.equal(a[f"openes.{noise}.mean"], torch.linspace(-1, 1, 12, dtype=torch.float64))
+    assert not torch.equal(a["openes.generator.mean"], a["openes.table.mean"])  # two noise sources
+
+
+def test_the_log_depth_all_gather_and_the_losses_exchange_with_three_processes(tmp_path):
+    result = torchrun("tests/distributed/gather_check.py", str(tmp_path), nproc=3)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "ok").read_text() == "3"

@@ -21,7 +21,7 @@ from scoregrad.es.cmaes import CMAES
 from scoregrad.es.gradient import weighted_scores
 from scoregrad.es.minimize import STRATEGIES, SearchResult, make_strategy, minimize
 from scoregrad.es.module import flat_parameters, population_call, write_parameters
-from scoregrad.es.noise import generation_seed, noise_block, noise_rows
+from scoregrad.es.noise import NoiseTable, generation_seed, noise_block, noise_rows, noise_table
 from scoregrad.es.openes import OpenES
 from scoregrad.es.pgpe import PGPE, ClipUp
 from scoregrad.es.shaping import centered_ranks, nes_utilities, no_shaping
@@ -45,6 +45,8 @@ __all__ = [
     "write_parameters",
     "noise_block",
     "noise_rows",
+    "NoiseTable",
+    "noise_table",
     "generation_seed",
     "weighted_scores",
     "centered_ranks",

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from scoregrad.diagnostics import GradientStats
 from scoregrad.es.module import flat_parameters, write_parameters
-from scoregrad.es.noise import generation_seed, noise_block
+from scoregrad.es.noise import NoiseTable, generation_seed, noise_block, noise_table
 from scoregrad.es.shaping import SHAPINGS, shape
 
 __all__ = ["Strategy", "OptimizerFactory", "default_popsize"]
@@ -52,10 +52,21 @@ class Strategy:
         lr: learning rate of the default optimiser.
         on_non_finite: ``"raise"`` (a ValueError naming the candidate) or ``"worst"`` (a NaN or
             infinite loss counts as worse than every finite one).
+        noise: where the standard-normal noise comes from (:mod:`scoregrad.es.noise`):
+            ``"generator"`` (default; one ``randn`` block per generation) or ``"table"`` (windows of a
+            shared :class:`~scoregrad.es.noise.NoiseTable`, or pass one): ``ask(rows)`` then costs only
+            those rows, and ``tell`` rebuilds the population's noise by a copy, which is what keeps a
+            run of many processes from spending its time on ``randn`` (README, "Scaling out").
     """
 
     name = "strategy"
     default_lr = 1.0
+    #: ``_perturb`` acts on each row alone (elementwise), so a subset of rows gets the same bits as
+    #: the whole population; a strategy with a matrix product (xNES) sets False and always perturbs all.
+    rowwise = True
+    #: with antithetic table noise, ``tell`` calls ``_update_mirrored(weights, half)`` on the first
+    #: half's noise alone (``z = [half, -half]``): half the copies and no ``(P, D)`` concatenation.
+    mirrored_update = False
 
     def __init__(
         self,
@@ -69,6 +80,7 @@ class Strategy:
         optimizer: OptimizerFactory | None,
         lr: float | None,
         on_non_finite: str,
+        noise: str | NoiseTable = "generator",
     ):
         self.module = x0 if isinstance(x0, nn.Module) else None
         centre = flat_parameters(x0) if self.module is not None else _check_x0(x0)
@@ -88,6 +100,16 @@ class Strategy:
             raise ValueError(f"on_non_finite must be 'raise' or 'worst', got {on_non_finite!r}")
         if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
             raise TypeError(f"seed must be an int, got {seed!r}")
+        if isinstance(noise, NoiseTable):
+            self.noise_table: NoiseTable | None = noise
+        elif noise in ("generator", "table"):
+            self.noise_table = noise_table() if noise == "table" else None
+        else:
+            raise ValueError(f"noise must be 'generator', 'table' or a NoiseTable, got {noise!r}")
+        if self.noise_table is not None and self.noise_table.size < self.dim:
+            raise ValueError(
+                f"noise: the table holds {self.noise_table.size} numbers, fewer than the {self.dim} parameters"
+            )
         if optimizer is not None and lr is not None:
             raise ValueError("pass lr= only with the default optimizer; set it in optimizer= instead")
         lr = self.default_lr if lr is None else float(lr)
@@ -109,9 +131,10 @@ class Strategy:
         if self.module is not None:
             module = self.module
             self.optimizer.register_step_post_hook(lambda *_: write_parameters(module, self.mean))
-        self._z: Tensor | None = None
+        self._z: Tensor | None = None  # the population's noise from ask() (generator noise)
+        self._asked = False
         self._losses: Tensor | None = None
-        self._last: tuple[Tensor, Tensor] | None = None
+        self._last: tuple[Tensor, Tensor | Callable[[], Tensor]] | None = None
 
     # -- what a strategy defines ------------------------------------------------------------
     def default_optimizer(self, params: list[Tensor]) -> torch.optim.Optimizer:
@@ -122,9 +145,15 @@ class Strategy:
         """The candidates' offsets from the mean, ``(P, D)``, for standard-normal ``z``."""
         raise NotImplementedError
 
-    def _update(self, weights: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
+    def _update(self, weights: Tensor, z: Tensor) -> tuple[Tensor, Tensor | Callable[[], Tensor]]:
         """Set ``mean.grad``, adapt the spread; return ``(coefficients (P,), directions (P, D))``
-        with ``mean.grad == (coefficients[:, None] * directions).sum(0)`` (for diagnostics)."""
+        with ``mean.grad == (coefficients[:, None] * directions).sum(0)`` (for diagnostics;
+        ``directions`` may be a function that builds them, so that a generation does not pay for a
+        ``(P, D)`` tensor nobody reads)."""
+        raise NotImplementedError
+
+    def _update_mirrored(self, weights: Tensor, half: Tensor) -> tuple[Tensor, Tensor | Callable[[], Tensor]]:
+        """``_update(weights, cat([half, -half]))`` for strategies with ``mirrored_update = True``."""
         raise NotImplementedError
 
     @property
@@ -143,24 +172,65 @@ class Strategy:
         """Seed of a generation's noise (the current one by default)."""
         return generation_seed(self.seed, self.generation if generation is None else generation)
 
+    def _seed_noise(self, generation: int, index: Tensor) -> Tensor:
+        """Standard-normal ``z`` of candidates ``index`` (consecutive int64 in ``[0, popsize)``) of
+        ``generation``, from the seed alone: row ``i`` of the noise block (or table window ``i``),
+        negated in the mirrored half of an antithetic population."""
+        rows = self.popsize // 2 if self.antithetic else self.popsize
+        seed = self.generation_seed(generation)
+        kw = dict(dtype=self.mean.dtype, device=self.mean.device)
+        table = self.noise_table
+        offsets = table.offsets(seed, rows, self.dim) if table is not None else None
+        if index.numel() == self.popsize:  # the whole population: each row once, mirrored by negation
+            if table is not None:
+                block = table.windows(offsets, self.dim, **kw)
+            else:
+                block = noise_block(seed, rows, self.dim, **kw)
+            return torch.cat([block, -block]) if self.antithetic else block
+        mirrored = index >= rows
+        row = torch.where(mirrored, index - rows, index)
+        if table is not None:
+            z = table.windows(offsets[row], self.dim, **kw)
+        else:
+            z = noise_block(seed, rows, self.dim, **kw)[row.to(self.mean.device)]
+        z[mirrored.to(z.device)] *= -1
+        return z
+
+    def _noise(self, rows: slice) -> Tensor:
+        """The current generation's ``z`` of candidates ``rows``; strategies whose candidates are not
+        all seed-addressed (SNES's two-point line pair) override it."""
+        return self._seed_noise(self.generation, torch.arange(self.popsize)[rows])
+
     def candidate_noise(self, index: int, generation: int | None = None) -> Tensor:
         """Standard-normal ``z`` ``(D,)`` of candidate ``index``, from (generation seed, index) alone."""
         if not 0 <= index < self.popsize:
             raise ValueError(f"index must be in [0, {self.popsize}), got {index}")
-        rows = self.popsize // 2 if self.antithetic else self.popsize
-        row, sign = (index - rows, -1.0) if index >= rows else (index, 1.0)
-        z = noise_block(self.generation_seed(generation), rows, self.dim, dtype=self.mean.dtype)
-        return sign * z[row].to(self.mean.device)
+        if generation is None or generation == self.generation:
+            return self._noise(slice(index, index + 1))[0]
+        return self._seed_noise(generation, torch.tensor([index]))[0]
 
-    def ask(self) -> Tensor:
-        """The generation's candidates ``(popsize, D)``, in x0's dtype; asking again repeats them."""
-        rows = self.popsize // 2 if self.antithetic else self.popsize
-        z = noise_block(
-            self.generation_seed(), rows, self.dim, dtype=self.mean.dtype, device=self.mean.device
-        )
-        self._z = torch.cat([z, -z]) if self.antithetic else z
+    def ask(self, rows: slice | None = None) -> Tensor:
+        """The generation's candidates ``(popsize, D)``, in x0's dtype; asking again repeats them.
+
+        ``rows``: only these candidates (a slice of ``range(popsize)``), e.g. a process's share in a
+        run of many: with ``noise="table"`` they cost only their own rows. ``tell`` still takes
+        every candidate's loss.
+        """
+        if rows is None:
+            rows = slice(None)
+        if not isinstance(rows, slice) or rows.step not in (None, 1):
+            raise TypeError(f"rows must be a slice of consecutive candidates, got {rows!r}")
+        partial = self.noise_table is not None and self.rowwise
+        if partial:  # only these rows; tell() rebuilds the population's noise from the table
+            z, self._z = self._noise(rows), None
+        else:  # the whole population's noise, once per generation; tell() uses it
+            if self._z is None:
+                self._z = self._noise(slice(None))
+            z = self._z
+        self._asked = True
         with torch.no_grad():
-            return self.mean.detach() + self._perturb(self._z)
+            X = self.mean.detach() + self._perturb(z)
+        return X if partial else X[rows]
 
     def tell(self, losses: Tensor | Sequence[float] | np.ndarray) -> None:
         """Take the losses ``(popsize,)`` of the candidates of the last ``ask()``.
@@ -168,13 +238,18 @@ class Strategy:
         Sets ``mean.grad`` (the search gradient; see each strategy) and adapts the spread; call
         ``optimizer.step()`` afterwards to move the centre.
         """
-        if self._z is None:
+        if not self._asked:
             raise RuntimeError("tell() needs the candidates of an ask() first")
         losses = self._losses = self._check_losses(losses)  # kept for strategies that rank (TPA)
         weights = shape(losses, self.shaping, self.antithetic)
         with torch.no_grad():
-            self._last = self._update(weights, self._z)
-        self._z = None
+            if self._z is None and self.antithetic and self.mirrored_update:
+                # table noise: the first half's windows; the mirrored half is their negation
+                self._last = self._update_mirrored(weights, self._noise(slice(0, self.popsize // 2)))
+            else:
+                z = self._z if self._z is not None else self._noise(slice(None))
+                self._last = self._update(weights, z)
+        self._z, self._asked = None, False
         self.generation += 1
 
     def gradient_stats(self) -> GradientStats:
@@ -189,6 +264,8 @@ class Strategy:
         if self._last is None:
             raise RuntimeError("gradient_stats() needs a tell() first")
         coefficients, directions = self._last
+        if callable(directions):
+            directions = directions()
         units = coefficients[:, None] * directions * coefficients.shape[0]
         if self.antithetic:
             half = units.shape[0] // 2
@@ -235,7 +312,7 @@ class Strategy:
         self.seed = int(state["seed"])
         self.optimizer.load_state_dict(state["optimizer"])
         self._load_extra_state(state)
-        self._z = None
+        self._z, self._asked = None, False
         if self.module is not None:
             write_parameters(self.module, self.mean)
 

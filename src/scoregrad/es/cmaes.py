@@ -91,9 +91,12 @@ class CMAES(Strategy):
         self.popsize = int(self.cma.popsize)
         self._solutions: list[np.ndarray] | None = None
 
-    def ask(self) -> Tensor:
-        self._solutions = self.cma.ask()
-        return torch.as_tensor(np.asarray(self._solutions), dtype=self.mean.dtype, device=self.mean.device)
+    def ask(self, rows: slice | None = None) -> Tensor:
+        """pycma's candidates ``(popsize, D)``, or rows ``rows`` of them (pycma draws them all)."""
+        if self._solutions is None:  # asking again repeats them, as for the other strategies
+            self._solutions = self.cma.ask()
+        X = torch.as_tensor(np.asarray(self._solutions), dtype=self.mean.dtype, device=self.mean.device)
+        return X if rows is None else X[rows]
 
     def tell(self, losses) -> None:
         if self._solutions is None:

@@ -25,7 +25,9 @@ from torch import Tensor
 __all__ = ["weighted_scores"]
 
 
-def weighted_scores(weights: Tensor, z: Tensor, *, full: bool = False) -> tuple[Tensor, Tensor]:
+def weighted_scores(
+    weights: Tensor, z: Tensor, *, full: bool = False, shape: bool = True
+) -> tuple[Tensor, Tensor | None]:
     """``sum_i w_i * score_i`` of a Normal, in standardised coordinates.
 
     Args:
@@ -33,6 +35,8 @@ def weighted_scores(weights: Tensor, z: Tensor, *, full: bool = False) -> tuple[
         z: ``(P, D)`` standard-normal noise of the candidates.
         full: return the ``(D, D)`` shape gradient of a full covariance instead of the ``(D,)``
             log-standard-deviation gradient.
+        shape: compute the shape gradient at all (``False``: ``g_shape`` is ``None``, for a fixed
+            sigma; it costs a pass over ``(P, D)``).
 
     Returns:
         ``(g_mean, g_shape)``: ``g_mean = sum_i w_i z_i`` of shape ``(D,)`` (divide by ``sigma``
@@ -40,6 +44,8 @@ def weighted_scores(weights: Tensor, z: Tensor, *, full: bool = False) -> tuple[
         ``g_shape = sum_i w_i (z_i**2 - 1)`` ``(D,)`` or ``sum_i w_i (z_i z_i^T - I)`` ``(D, D)``.
     """
     g_mean = weights @ z
+    if not shape:
+        return g_mean, None
     total = weights.sum()
     if full:
         g_shape = (z.T * weights) @ z - total * torch.eye(z.shape[1], dtype=z.dtype, device=z.device)

@@ -87,9 +87,11 @@ def minimize(
         target: stop as soon as a loss ``<= target`` is seen.
         **options: passed to the strategy (``antithetic``, ``shaping``, ``lr``, ...).
 
-    Under ``torchrun`` every process runs ``minimize`` with the same arguments; each evaluates its
-    share of every generation and the processes exchange only the ``P`` losses (Salimans et al.,
-    2017), so every process holds the same result as one process would.
+    Under ``torchrun`` every process runs ``minimize`` with the same arguments; each builds and
+    evaluates its share of every generation and the processes exchange only the ``P`` losses
+    (Salimans et al., 2017), so every process holds the same result as one process would, bit for
+    bit. With ``noise="table"`` (an option of the strategies) the update rebuilds the population's
+    noise by a copy from a shared table instead of ``randn``: the choice for many processes.
     """
     if not isinstance(budget, int) or budget < 1:
         raise ValueError(f"budget must be a positive int, got {budget!r}")
@@ -105,15 +107,22 @@ def minimize(
         return torch.as_tensor(losses).reshape(-1).to(X.dtype)
 
     distributed.init()  # under torchrun, each process evaluates its share; only losses are exchanged
+    own = distributed.shard(es.popsize)  # every candidate, in one process
+    best_rank = distributed.rank()  # the process holding best_x (it evaluated that candidate)
     start = time.perf_counter()
     while evaluations + es.popsize <= budget:
-        X = es.ask()  # the same on every process: seed-addressed noise
-        losses = distributed.evaluate_population(evaluate, X)
-        evaluations += X.shape[0]
+        X = es.ask(rows=own)  # this process's candidates: seed-addressed noise, no exchange
+        losses = distributed.gather_losses(evaluate(X), es.popsize)
+        evaluations += es.popsize
         es.tell(losses)  # validates: shape, non-finite values
         i = int(losses.nan_to_num(nan=math.inf).argmin())
         if float(losses[i]) < best:
-            best, best_x = float(losses[i]), X[i].clone()
+            best, best_rank = (
+                float(losses[i]),
+                next(r for r in range(distributed.world_size()) if i < distributed.shard(es.popsize, r).stop),
+            )
+            if own.start <= i < own.stop:
+                best_x = X[i - own.start].clone()
         es.optimizer.step()
         history.append(
             {
@@ -127,4 +136,5 @@ def minimize(
         )
         if target is not None and best <= target:
             break
+    best_x = distributed.broadcast(best_x, best_rank)  # one message at the end, not one per improvement
     return SearchResult(best_x, best, evaluations, history, es, target is not None and best <= target)

@@ -10,6 +10,13 @@ an antithetic population). A worker that knows the seed, the generation and the 
 shape rebuilds any candidate with :func:`noise_rows`, at the cost of one block; one ``randn``
 call per generation is what keeps the overhead per evaluation low (seeding a generator per
 candidate cost about 8 microseconds per row at D = 100).
+
+With ``noise="table"`` (:class:`NoiseTable`), as in OpenAI's implementation, every process holds one
+shared table of standard-normal numbers and candidate ``index`` of a generation is the window of
+``dim`` numbers at an offset drawn from the generation seed. Any subset of the candidates then costs
+only its own rows (a copy from the table), not a whole block: what lets each of many processes
+build only its own candidates, and rebuild everyone's noise for the update at the cost of a copy
+(about 0.5 microseconds per candidate at D = 1000, against 5-10 for ``randn``).
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["generation_seed", "noise_block", "noise_rows"]
+__all__ = ["generation_seed", "noise_block", "noise_rows", "NoiseTable", "noise_table"]
 
 _U64 = (1 << 64) - 1
 
@@ -71,3 +78,72 @@ def noise_rows(
     if bad:
         raise ValueError(f"indices must lie in [0, {rows}), got {bad}")
     return noise_block(generation_seed, rows, dim, dtype=dtype, device=device)[list(indices)]
+
+
+class NoiseTable:
+    """A fixed table of ``size`` standard-normal float32 numbers, drawn once from ``seed``.
+
+    Candidate ``index`` of a generation of ``rows`` candidates in ``dim`` dimensions is the window
+    ``table[o : o + dim]`` at entry ``index`` of the generation's offsets, drawn with a generator
+    seeded by the generation seed: one phase ``p`` in ``[0, dim)`` for the generation, then ``rows``
+    distinct slots ``j`` among the ``(size - p) // dim`` that fit (from a random run of at most
+    ``8 rows`` of them), ``o = p + j * dim``. The windows of a
+    generation are therefore disjoint runs of independent standard normals: independent candidates,
+    as with ``randn`` (Salimans et al., 2017, drew offsets from a 250M-number table; disjoint windows
+    avoid their overlaps). The phase changes the windows from one generation to the next. The table
+    must hold ``rows * dim`` numbers (plus one ``dim``); with fewer, slots are drawn with replacement
+    (some candidates of a generation then repeat). Disjoint windows of one phase are the rows of a
+    contiguous ``(slots, dim)`` view, so copying them is a row copy: about 0.5 microseconds per
+    candidate at D = 1000. Use :func:`noise_table` for the process-wide table of a ``(size, seed)``.
+    """
+
+    def __init__(self, size: int = 1 << 22, seed: int = 0):
+        if not isinstance(size, int) or isinstance(size, bool) or size < 2:
+            raise ValueError(f"size must be an int >= 2, got {size!r}")
+        self.size, self.seed = size, int(seed)
+        generator = torch.Generator().manual_seed(generation_seed(self.seed, -1))
+        self.table = torch.randn(size, generator=generator, dtype=torch.float32)
+
+    def offsets(self, generation_seed: int, rows: int, dim: int) -> Tensor:
+        """The generation's ``rows`` window offsets (int64; one phase, distinct slots where they fit)."""
+        if dim > self.size:
+            raise ValueError(f"the noise table holds {self.size} numbers, fewer than dim={dim}")
+        generator = torch.Generator().manual_seed(int(generation_seed))
+        phase = int(torch.randint(min(dim, self.size - dim + 1), (1,), generator=generator))
+        slots = (self.size - phase) // dim
+        if rows > slots:
+            return phase + dim * torch.randint(slots, (rows,), generator=generator)
+        # distinct slots among a random run of at most 8 * rows of them (a permutation of all the
+        # slots would cost more than the windows when the table is much larger than a generation)
+        run = min(slots, 8 * rows)
+        first = int(torch.randint(slots - run + 1, (1,), generator=generator))
+        return phase + dim * (first + torch.randperm(run, generator=generator)[:rows])
+
+    def windows(
+        self,
+        offsets: Tensor,
+        dim: int,
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> Tensor:
+        """The windows ``(len(offsets), dim)`` at ``offsets``: one gather, no new random numbers."""
+        phase = int(offsets[0]) % dim if len(offsets) else 0
+        if bool((offsets % dim == phase).all()):  # one phase: rows of a contiguous view, a row copy
+            slots = (self.size - phase) // dim
+            view = self.table[phase : phase + slots * dim].view(slots, dim)
+            z = view.index_select(0, (offsets - phase) // dim)
+        else:  # any offsets: windows of the overlapping view (a slower gather)
+            z = self.table.unfold(0, dim, 1).index_select(0, offsets)
+        return z.to(dtype=dtype, device=device)
+
+
+_TABLES: dict[tuple[int, int], NoiseTable] = {}
+
+
+def noise_table(size: int = 1 << 22, seed: int = 0) -> NoiseTable:
+    """The process-wide :class:`NoiseTable` of ``(size, seed)``, built on first use (16 MB by default)."""
+    key = (size, int(seed))
+    if key not in _TABLES:
+        _TABLES[key] = NoiseTable(size, seed)
+    return _TABLES[key]

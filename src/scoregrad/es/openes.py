@@ -7,11 +7,14 @@ antithetic pairs, weight decay and Adam.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
 from scoregrad.es.base import OptimizerFactory, Strategy
 from scoregrad.es.gradient import weighted_scores
+from scoregrad.es.noise import NoiseTable
 
 __all__ = ["OpenES"]
 
@@ -26,6 +29,7 @@ class OpenES(Strategy):
     """
 
     name = "openes"
+    mirrored_update = True
     default_lr = 0.01
 
     def __init__(
@@ -41,6 +45,7 @@ class OpenES(Strategy):
         lr: float | None = None,
         weight_decay: float = 0.0,
         on_non_finite: str = "raise",
+        noise: str | NoiseTable = "generator",
     ):
         if not weight_decay >= 0:
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
@@ -48,7 +53,7 @@ class OpenES(Strategy):
         self.weight_decay = float(weight_decay)
         super().__init__(
             x0, sigma=sigma, popsize=popsize, antithetic=antithetic, shaping=shaping, seed=seed,
-            optimizer=optimizer, lr=lr, on_non_finite=on_non_finite,
+            optimizer=optimizer, lr=lr, on_non_finite=on_non_finite, noise=noise,
         )  # fmt: skip
 
     def default_optimizer(self, params: list[Tensor]) -> torch.optim.Optimizer:
@@ -58,13 +63,23 @@ class OpenES(Strategy):
     def _perturb(self, z: Tensor) -> Tensor:
         return self.sigma * z
 
-    def _update(self, weights: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
-        g_mean, _ = weighted_scores(weights, z)
+    def _update(self, weights: Tensor, z: Tensor) -> tuple[Tensor, Callable[[], Tensor]]:
+        g_mean, _ = weighted_scores(weights, z, shape=False)
+        return self._set_grad(weights, g_mean, lambda: z)
+
+    def _update_mirrored(self, weights: Tensor, half: Tensor) -> tuple[Tensor, Callable[[], Tensor]]:
+        h = half.shape[0]  # sum_i w_i z_i over z = [half, -half], from the first half alone
+        return self._set_grad(weights, (weights[:h] - weights[h:]) @ half, lambda: torch.cat([half, -half]))
+
+    def _set_grad(
+        self, weights: Tensor, g_mean: Tensor, z: Callable[[], Tensor]
+    ) -> tuple[Tensor, Callable[[], Tensor]]:
         grad = g_mean / self.sigma
         if self.weight_decay:
             grad = grad + self.weight_decay * self.mean.detach()
         self.mean.grad = grad
-        return weights, z / self.sigma
+        sigma = self.sigma
+        return weights, lambda: z() / sigma  # directions, built only if gradient_stats() asks
 
     @property
     def scale(self) -> float:

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from scoregrad.es.base import OptimizerFactory, Strategy
 from scoregrad.es.gradient import weighted_scores
+from scoregrad.es.noise import NoiseTable
 
 __all__ = ["PGPE", "ClipUp"]
 
@@ -104,6 +105,7 @@ class PGPE(Strategy):
         step_ratio: float | None = 0.15,
         momentum: float = 0.9,
         on_non_finite: str = "raise",
+        noise: str | NoiseTable = "generator",
     ):
         if optimizer is not None and step_ratio is not None:
             raise ValueError("step_ratio schedules the default ClipUp; pass step_ratio=None with optimizer=")
@@ -112,7 +114,7 @@ class PGPE(Strategy):
         self.momentum = float(momentum)
         super().__init__(
             x0, sigma=sigma, popsize=popsize, antithetic=antithetic, shaping=shaping, seed=seed,
-            optimizer=optimizer, lr=lr, on_non_finite=on_non_finite,
+            optimizer=optimizer, lr=lr, on_non_finite=on_non_finite, noise=noise,
         )  # fmt: skip
         self.sigma = torch.full_like(self.mean.detach(), float(sigma))
         for name, value in (("lr_sigma", lr_sigma), ("max_sigma_change", max_sigma_change)):
@@ -142,7 +144,8 @@ class PGPE(Strategy):
     def _update(self, weights: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
         g_mean, g_log_sigma = weighted_scores(weights, z)
         self.mean.grad = self.sigma * g_mean
-        directions = self.sigma * z
+        sigma = self.sigma  # before the update below; directions are built only if gradient_stats() asks
+        directions = lambda: sigma * z  # noqa: E731
         change = (-self.lr_sigma * g_log_sigma).clamp(-self.max_sigma_change, self.max_sigma_change)
         self.sigma = self.sigma * (1 + change)
         self._schedule()

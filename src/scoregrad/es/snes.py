@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from scoregrad.es.base import OptimizerFactory, Strategy
 from scoregrad.es.gradient import weighted_scores
+from scoregrad.es.noise import NoiseTable
 from scoregrad.es.stepsize import CumulativeStepSize, TwoPointStepSize
 
 __all__ = ["SNES"]
@@ -62,10 +63,11 @@ class SNES(Strategy):
         lr_sigma: float | None = None,
         sigma_adaptation: str | None = None,
         on_non_finite: str = "raise",
+        noise: str | NoiseTable = "generator",
     ):
         super().__init__(
             x0, sigma=sigma, popsize=popsize, antithetic=antithetic, shaping=shaping, seed=seed,
-            optimizer=optimizer, lr=lr, on_non_finite=on_non_finite,
+            optimizer=optimizer, lr=lr, on_non_finite=on_non_finite, noise=noise,
         )  # fmt: skip
         self.sigma = torch.full_like(self.mean.detach(), float(sigma))
         self.lr_sigma = (
@@ -104,34 +106,30 @@ class SNES(Strategy):
             return None
         return y.mul_(float(z_first.norm()) / norm)
 
-    def ask(self) -> Tensor:
-        X = super().ask()
-        z = self._z
-        assert z is not None
-        line = self._line(z[0])
-        self._line_rows = None
-        if line is not None:
-            first, second = self._line_rows = self._line_indices()
-            z[first], z[second] = line, -line
-            step = self.sigma * line
-            with torch.no_grad():
-                X[first] = self.mean.detach() + step
-                X[second] = self.mean.detach() - step
-        return X
+    def _noise(self, rows: slice) -> Tensor:
+        z = super()._noise(rows)
+        index = range(self.popsize)[rows]
+        first_noise = z[0] if len(index) and index[0] == 0 else super()._noise(slice(0, 1))[0]
+        line = self._line(first_noise)
+        self._line_rows = None if line is None else self._line_indices()
+        if self._line_rows is not None:
+            for row, sign in zip(self._line_rows, (1.0, -1.0), strict=True):
+                if row in index:
+                    z[row - index.start] = sign * line
+        return z
 
     def candidate_noise(self, index: int, generation: int | None = None) -> Tensor:
-        z = super().candidate_noise(index, generation)
-        if self.sigma_adaptation != "tpa" or index not in self._line_indices():
-            return z
-        if generation is not None and generation != self.generation:
+        if (
+            self.sigma_adaptation == "tpa"
+            and index in self._line_indices()
+            and generation is not None
+            and generation != self.generation
+        ):
             raise ValueError(
                 f"candidate {index}'s noise under sigma_adaptation='tpa' follows the last mean shift, "
                 "not the seed; only the current generation's is known"
             )
-        line = self._line(super().candidate_noise(0))  # the length comes from row 0's noise
-        if line is None:
-            return z
-        return (line if index == 0 else -line).to(z.device)
+        return super().candidate_noise(index, generation)
 
     def _perturb(self, z: Tensor) -> Tensor:
         return self.sigma * z
@@ -139,7 +137,8 @@ class SNES(Strategy):
     def _update(self, weights: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
         g_mean, g_log_sigma = weighted_scores(weights, z)
         self.mean.grad = self.sigma * g_mean
-        directions = self.sigma * z
+        sigma = self.sigma  # before the update below; directions are built only if gradient_stats() asks
+        directions = lambda: sigma * z  # noqa: E731
         self._told_mean = self.mean.detach().clone()
         if self.sigma_adaptation == "natural":
             self.sigma = self.sigma * torch.exp(-0.5 * self.lr_sigma * g_log_sigma)

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from scoregrad.es.base import OptimizerFactory, Strategy
 from scoregrad.es.gradient import weighted_scores
+from scoregrad.es.noise import NoiseTable
 from scoregrad.es.stepsize import CumulativeStepSize
 
 __all__ = ["XNES"]
@@ -45,6 +46,7 @@ class XNES(Strategy):
     """
 
     name = "xnes"
+    rowwise = False  # z @ A.T: BLAS gives a row other bits in a product of another shape
     default_lr = 1.0
 
     def __init__(
@@ -63,10 +65,11 @@ class XNES(Strategy):
         sigma_adaptation: str = "csa",
         rank_one: bool = True,
         on_non_finite: str = "raise",
+        noise: str | NoiseTable = "generator",
     ):
         super().__init__(
             x0, sigma=sigma, popsize=popsize, antithetic=antithetic, shaping=shaping, seed=seed,
-            optimizer=optimizer, lr=lr, on_non_finite=on_non_finite,
+            optimizer=optimizer, lr=lr, on_non_finite=on_non_finite, noise=noise,
         )  # fmt: skip
         D = self.dim
         default = (9 + 3 * math.log(D)) / (5 * D * math.sqrt(D))

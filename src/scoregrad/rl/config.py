@@ -152,6 +152,10 @@ class ESConfig:
     weight_decay: float = _f(
         0.005, "OpenES only: L2 coefficient on the centre (0 for other strategies)", NON_NEGATIVE
     )
+    noise: Literal["generator", "table"] = _f(
+        "generator",
+        "parameter noise: a randn block per generation, or windows of a shared table (scoregrad.es.noise)",
+    )
     episodes_per_candidate: int = _f(1, "episodes averaged into each candidate's fitness", POSITIVE)
     hidden_sizes: tuple[int, ...] = _f((64, 64), "hidden layer sizes of the actor MLP", POSITIVE)
     activation: Literal["tanh", "relu", "elu"] = _f("tanh", "hidden activation")

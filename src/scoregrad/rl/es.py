@@ -117,6 +117,7 @@ class ESTrainer:
             antithetic=cfg.antithetic,
             shaping=None if cfg.shaping == "none" else cfg.shaping,
             seed=self.seed,
+            noise=cfg.noise,
             **options,
         )
         self.optimizer = self.strategy.optimizer
@@ -134,8 +135,9 @@ class ESTrainer:
 
     # ------------------------------------------------------------------ one generation's rollout
     def _fitness(self, X: Tensor) -> tuple[np.ndarray, int, np.ndarray]:
-        """Mean return per candidate ``(P,)``, env steps used, and the observations seen (all processes')."""
-        returns, steps, seen = self._play(X[self.candidates])
+        """Mean return per candidate ``(P,)`` from this process's candidates ``X``, env steps used, and
+        the observations seen (all processes')."""
+        returns, steps, seen = self._play(X)
         if self.world == 1:
             observed = np.concatenate(seen) if seen else np.zeros((0, self.agent.policy.obs_dim))
             return returns, steps, observed
@@ -223,7 +225,7 @@ class ESTrainer:
     def _generation(self, logger: RunLogger) -> bool:
         """ask -> rollouts -> tell/step -> log -> checkpoint; True when the callback asks to stop."""
         # 1. ask, 2. rollout
-        X = self.strategy.ask()
+        X = self.strategy.ask(rows=self.candidates)  # this process's share
         returns, steps, observed = self._fitness(X)
         # 3. tell, step (writes the centre into the actor), observation statistics: one consistent update
         with deferred_signals():
