@@ -136,22 +136,23 @@ def worker_es() -> dict:
 
 
 def serial_es_costs() -> dict:
-    """One process, one thread: seconds per candidate of the function (``t``), of building one's own
-    candidates (``s_own``: ``ask`` of 8 rows, per row) and of the update every process makes for the
-    whole population (``s_all``: ``tell`` and the optimiser step, per candidate), with ``noise="table"``,
-    at the benchmark's population and at 4,096 (8 per process at 512 processes)."""
+    """One process, one thread, ``noise="table"``: seconds per candidate of the function (``t``), and
+    per generation of building one's own 8 candidates (``ask``) and of the update every process makes
+    for the whole population (``tell`` and the optimiser step), at the benchmark's population and at
+    4,096 (8 per process at 512 processes); the model interpolates linearly in the population."""
     from scoregrad import es as search
 
     torch.set_num_threads(1)  # as in the workers
     X = torch.randn(ES_POP, ES_DIM)
     t0 = time.perf_counter()
     es_function(X)
-    out = {"eval_seconds": (time.perf_counter() - t0) / ES_POP}
-    for popsize, suffix in ((ES_POP, ""), (4096, "_4096")):
+    out: dict = {"eval_seconds": (time.perf_counter() - t0) / ES_POP, "populations": [ES_POP, 4096]}
+    out["ask_seconds"], out["update_seconds"] = [], []
+    for popsize in out["populations"]:
         es = search.OpenES(torch.zeros(ES_DIM), sigma=0.05, popsize=popsize, seed=0, noise="table")
         losses = torch.randn(popsize)
         own, update = [], []
-        for repeat in range(12):
+        for repeat in range(22):
             t0 = time.perf_counter()
             es.ask(rows=slice(0, 8))
             t1 = time.perf_counter()
@@ -159,10 +160,10 @@ def serial_es_costs() -> dict:
             es.optimizer.step()
             t2 = time.perf_counter()
             if repeat >= 2:  # after a warm-up
-                own.append((t1 - t0) / 8)
-                update.append((t2 - t1) / popsize)
-        out[f"s_own{suffix}"] = statistics.median(own)
-        out[f"s_all{suffix}"] = statistics.median(update)
+                own.append(t1 - t0)
+                update.append(t2 - t1)
+        out["ask_seconds"].append(statistics.median(own))
+        out["update_seconds"].append(statistics.median(update))
     return out
 
 
@@ -259,13 +260,14 @@ def model(constants: dict, processes: list[int], k: int | None = None) -> dict:
     """Predicted parallel efficiency (weak scaling: each process keeps the work it has with 2).
 
     ES (losses only cross the network), per generation with ``k`` candidates per process, ``P = W k``:
-        T(W) = k t + k s_own + W k s_all + ceil(log2 W) a_p,  E(W) = (k t + k s_own + k s_all) / T(W)
-    where ``t`` is one evaluation, ``s_own`` building one of one's own candidates (a window of the
-    noise table), ``s_all`` the update's work per candidate of the whole population, which every process
-    does (it rebuilds all perturbations from the table to make the same update, bit for bit), and
-    ``a_p`` one round of the log-depth all-gather of the losses (Bruck's; latency-bound: 8 bytes per
-    candidate). As ``k`` grows, ``E`` tends to ``(t + s_own + s_all) / (t + s_own + W s_all)``: the
-    update every process repeats is what bounds it, not the network.
+        T(W) = k t + a(P) + u(P) + ceil(log2 W) a_p,  E(W) = T(1) / T(W)
+    where ``t`` is one evaluation, ``a(P)`` building one's own candidates (windows of the noise table),
+    ``u(P)`` the update for the whole population, which every process makes (it rebuilds all
+    perturbations from the table to make the same update, bit for bit), both measured at two
+    population sizes and interpolated linearly (a fixed cost per generation plus a cost per
+    candidate), and ``a_p`` one round of the log-depth all-gather of the losses (Bruck's;
+    latency-bound: 8 bytes per candidate). As ``k`` grows, ``E`` tends to ``t / (t + W u')``, ``u'``
+    the update's cost per candidate: the update every process repeats bounds it, then the network.
     PPO, per iteration with a fixed number of envs per process:
         T(W) = X + m x(W) + 3 (W - 1) a_g,   E(W) = X / T(W)
     where ``X`` is one process's compute per iteration (collection and its share of the update,
@@ -282,12 +284,19 @@ def model(constants: dict, processes: list[int], k: int | None = None) -> dict:
     c = constants
     a_r, a_g, bandwidth = c["all_reduce_small"] / 2, c["all_gather_small"], c["bandwidth"]
     k = c["es_candidates_per_process"] if k is None else k
-    t, s_own, a_p = c["eval_seconds"], c["s_own"], c["all_gather_log_round"]
+    t, a_p = c["eval_seconds"], c["all_gather_log_round"]
+    (p0, p1), asks, updates = c["populations"], c["ask_seconds"], c["update_seconds"]
+
+    def linear(values: list[float], population: int) -> float:
+        return values[0] + (population - p0) * (values[1] - values[0]) / (p1 - p0)
+
+    def generation(w: int) -> float:
+        p = w * k
+        return k * t + linear(asks, p) + linear(updates, p) + math.ceil(math.log2(w)) * a_p
+
     out = {}
     for w in processes:
-        s_all = c["s_all_4096"] if w * k >= 4096 else c["s_all"]  # per-candidate cost at that size
-        es_t = k * t + k * s_own + w * k * s_all + math.ceil(math.log2(w)) * a_p
-        out[w] = {"es": (k * t + k * s_own + k * s_all) / es_t}
+        out[w] = {"es": generation(1) / generation(w)}
         if "ppo" in c:
             ppo = c["ppo"]
             b = ppo["gradient_bytes"]

@@ -110,3 +110,17 @@ def test_gradient_stats_agree_with_the_gradient_under_table_noise(cls):
         grad = es.mean.grad.clone()
         torch.testing.assert_close(es.gradient_stats().mean, grad)
         es.optimizer.step()
+
+
+def test_weighted_sum_of_windows_equals_the_sum_of_the_copied_windows():
+    table = NoiseTable(1 << 16, seed=2)
+    offsets = table.offsets(99, 40, 300)
+    for dtype in (torch.float32, torch.float64):  # embedding_bag for float32, a copy for float64
+        weights = torch.linspace(-1, 1, 40, dtype=dtype)
+        expected = (weights[:, None] * table.windows(offsets, 300, dtype=torch.float64)).sum(0)
+        torch.testing.assert_close(
+            table.weighted_sum(offsets, weights, 300).double(), expected, rtol=1e-5, atol=1e-5
+        )
+    mixed = torch.tensor([0, 1, 7])  # offsets of different phases: the copying path
+    weights = torch.tensor([1.0, -2.0, 0.5])
+    torch.testing.assert_close(table.weighted_sum(mixed, weights, 300), weights @ table.windows(mixed, 300))

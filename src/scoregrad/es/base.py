@@ -64,8 +64,8 @@ class Strategy:
     #: ``_perturb`` acts on each row alone (elementwise), so a subset of rows gets the same bits as
     #: the whole population; a strategy with a matrix product (xNES) sets False and always perturbs all.
     rowwise = True
-    #: with antithetic table noise, ``tell`` calls ``_update_mirrored(weights, half)`` on the first
-    #: half's noise alone (``z = [half, -half]``): half the copies and no ``(P, D)`` concatenation.
+    #: with antithetic table noise, ``tell`` calls ``_update_mirrored`` with sums over the first
+    #: half's windows (``z = [half, -half]``): no ``(P, D)`` tensor is built (OpenES).
     mirrored_update = False
 
     def __init__(
@@ -152,8 +152,11 @@ class Strategy:
         ``(P, D)`` tensor nobody reads)."""
         raise NotImplementedError
 
-    def _update_mirrored(self, weights: Tensor, half: Tensor) -> tuple[Tensor, Tensor | Callable[[], Tensor]]:
-        """``_update(weights, cat([half, -half]))`` for strategies with ``mirrored_update = True``."""
+    def _update_mirrored(
+        self, weights: Tensor, weighted_sum: Callable[[Tensor], Tensor], half: Callable[[], Tensor]
+    ) -> tuple[Tensor, Tensor | Callable[[], Tensor]]:
+        """``_update(weights, cat([half(), -half()]))`` for strategies with ``mirrored_update = True``,
+        given ``weighted_sum(c) = sum_j c_j half()_j`` (computed without building ``half()``)."""
         raise NotImplementedError
 
     @property
@@ -244,8 +247,17 @@ class Strategy:
         weights = shape(losses, self.shaping, self.antithetic)
         with torch.no_grad():
             if self._z is None and self.antithetic and self.mirrored_update:
-                # table noise: the first half's windows; the mirrored half is their negation
-                self._last = self._update_mirrored(weights, self._noise(slice(0, self.popsize // 2)))
+                # table noise: sums over the first half's windows; the mirrored half is their negation
+                assert self.noise_table is not None
+                table, h, generation = self.noise_table, self.popsize // 2, self.generation
+                offsets = table.offsets(self.generation_seed(), h, self.dim)
+                self._last = self._update_mirrored(
+                    weights,
+                    lambda c: table.weighted_sum(offsets, c, self.dim).to(self.mean.device),
+                    lambda: self._seed_noise(
+                        generation, torch.arange(h)
+                    ),  # this generation's, if asked later
+                )
             else:
                 z = self._z if self._z is not None else self._noise(slice(None))
                 self._last = self._update(weights, z)

@@ -67,9 +67,13 @@ class OpenES(Strategy):
         g_mean, _ = weighted_scores(weights, z, shape=False)
         return self._set_grad(weights, g_mean, lambda: z)
 
-    def _update_mirrored(self, weights: Tensor, half: Tensor) -> tuple[Tensor, Callable[[], Tensor]]:
-        h = half.shape[0]  # sum_i w_i z_i over z = [half, -half], from the first half alone
-        return self._set_grad(weights, (weights[:h] - weights[h:]) @ half, lambda: torch.cat([half, -half]))
+    def _update_mirrored(
+        self, weights: Tensor, weighted_sum: Callable[[Tensor], Tensor], half: Callable[[], Tensor]
+    ) -> tuple[Tensor, Callable[[], Tensor]]:
+        h = weights.shape[0] // 2  # sum_i w_i z_i over z = [half, -half], from the first half alone
+        return self._set_grad(
+            weights, weighted_sum(weights[:h] - weights[h:]), lambda: torch.cat([half(), -half()])
+        )
 
     def _set_grad(
         self, weights: Tensor, g_mean: Tensor, z: Callable[[], Tensor]
