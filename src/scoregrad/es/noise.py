@@ -120,6 +120,15 @@ class NoiseTable:
         first = int(torch.randint(slots - run + 1, (1,), generator=generator))
         return phase + dim * (first + torch.randperm(run, generator=generator)[:rows])
 
+    def _slots(self, offsets: Tensor, dim: int) -> tuple[Tensor, Tensor] | None:
+        """``(view, rows)`` with ``view[rows]`` the windows, when the offsets share one phase (as
+        :meth:`offsets` draws them): ``view`` is the contiguous ``(slots, dim)`` view of that phase."""
+        phase = int(offsets[0]) % dim if len(offsets) else 0
+        if not bool((offsets % dim == phase).all()):
+            return None
+        slots = (self.size - phase) // dim
+        return self.table[phase : phase + slots * dim].view(slots, dim), (offsets - phase) // dim
+
     def windows(
         self,
         offsets: Tensor,
@@ -129,11 +138,9 @@ class NoiseTable:
         device: torch.device | str | None = None,
     ) -> Tensor:
         """The windows ``(len(offsets), dim)`` at ``offsets``: one gather, no new random numbers."""
-        phase = int(offsets[0]) % dim if len(offsets) else 0
-        if bool((offsets % dim == phase).all()):  # one phase: rows of a contiguous view, a row copy
-            slots = (self.size - phase) // dim
-            view = self.table[phase : phase + slots * dim].view(slots, dim)
-            z = view.index_select(0, (offsets - phase) // dim)
+        slots = self._slots(offsets, dim)
+        if slots is not None:  # one phase: rows of a contiguous view, a row copy
+            z = slots[0].index_select(0, slots[1])
         else:  # any offsets: windows of the overlapping view (a slower gather)
             z = self.table.unfold(0, dim, 1).index_select(0, offsets)
         return z.to(dtype=dtype, device=device)
@@ -146,14 +153,11 @@ class NoiseTable:
         windows and a matrix-vector product, which also page-faults a fresh ``(rows, dim)`` buffer
         every generation); otherwise the windows are copied in ``weights``' dtype.
         """
-        phase = int(offsets[0]) % dim if len(offsets) else 0
-        one_phase = bool((offsets % dim == phase).all())
-        if weights.dtype == torch.float32 and weights.device.type == "cpu" and one_phase:
-            slots = (self.size - phase) // dim
-            view = self.table[phase : phase + slots * dim].view(slots, dim)
-            rows = ((offsets - phase) // dim).view(1, -1)
+        slots = self._slots(offsets, dim)
+        if weights.dtype == torch.float32 and weights.device.type == "cpu" and slots is not None:
+            view, rows = slots
             return torch.nn.functional.embedding_bag(
-                rows, view, per_sample_weights=weights.view(1, -1), mode="sum"
+                rows.view(1, -1), view, per_sample_weights=weights.view(1, -1), mode="sum"
             )[0]
         return weights @ self.windows(offsets, dim, dtype=weights.dtype, device=weights.device)
 
