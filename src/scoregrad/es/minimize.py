@@ -108,7 +108,7 @@ def minimize(
 
     distributed.init()  # under torchrun, each process evaluates its share; only losses are exchanged
     own = distributed.shard(es.popsize)  # every candidate, in one process
-    best_rank = distributed.rank()  # the process holding best_x (it evaluated that candidate)
+    best_rank = 0  # the process holding best_x (x0 until a candidate beats it: every process has x0)
     start = time.perf_counter()
     while evaluations + es.popsize <= budget:
         X = es.ask(rows=own)  # this process's candidates: seed-addressed noise, no exchange
