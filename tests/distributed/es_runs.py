@@ -21,6 +21,8 @@ def main(out: Path) -> None:
     torch.set_num_threads(1)
     x0 = torch.linspace(-1, 1, 12, dtype=torch.float64)
     saved = {}
+    # a budget below one generation: no candidate is evaluated, every process returns x0
+    saved["no_generation.x"] = search.minimize(ellipsoid, x0, method="openes", popsize=10, budget=5).x
     for noise in ("generator", "table"):
         for method in ("openes", "snes", "xnes", "pgpe"):
             res = search.minimize(ellipsoid, x0, method=method, popsize=10, budget=300, seed=4, noise=noise)

@@ -22,6 +22,7 @@ def test_two_processes_give_bit_identical_search_results_to_one(tmp_path):
     for noise in ("generator", "table"):
         assert not torch.equal(a[f"openes.{noise}.mean"], torch.linspace(-1, 1, 12, dtype=torch.float64))
     assert not torch.equal(a["openes.generator.mean"], a["openes.table.mean"])  # two noise sources
+    assert torch.equal(b["no_generation.x"], torch.linspace(-1, 1, 12, dtype=torch.float64))
 
 
 def test_the_log_depth_all_gather_and_the_losses_exchange_with_three_processes(tmp_path):
