@@ -134,7 +134,7 @@ class Strategy:
         self._z: Tensor | None = None  # the population's noise from ask() (generator noise)
         self._asked = False
         self._losses: Tensor | None = None
-        self._last: tuple[Tensor, Tensor | Callable[[], Tensor]] | None = None
+        self._last: tuple[Tensor, Callable[[], Tensor]] | None = None
 
     # -- what a strategy defines ------------------------------------------------------------
     def default_optimizer(self, params: list[Tensor]) -> torch.optim.Optimizer:
@@ -145,16 +145,16 @@ class Strategy:
         """The candidates' offsets from the mean, ``(P, D)``, for standard-normal ``z``."""
         raise NotImplementedError
 
-    def _update(self, weights: Tensor, z: Tensor) -> tuple[Tensor, Tensor | Callable[[], Tensor]]:
-        """Set ``mean.grad``, adapt the spread; return ``(coefficients (P,), directions (P, D))``
-        with ``mean.grad == (coefficients[:, None] * directions).sum(0)`` (for diagnostics;
-        ``directions`` may be a function that builds them, so that a generation does not pay for a
-        ``(P, D)`` tensor nobody reads)."""
+    def _update(self, weights: Tensor, z: Tensor) -> tuple[Tensor, Callable[[], Tensor]]:
+        """Set ``mean.grad``, adapt the spread; return ``(coefficients (P,), directions)``, where
+        ``directions()`` builds the ``(P, D)`` tensor with ``mean.grad == (coefficients[:, None] *
+        directions()).sum(0)`` (for diagnostics: a function, so that a generation does not pay for a
+        tensor nobody reads)."""
         raise NotImplementedError
 
     def _update_mirrored(
         self, weights: Tensor, weighted_sum: Callable[[Tensor], Tensor], half: Callable[[], Tensor]
-    ) -> tuple[Tensor, Tensor | Callable[[], Tensor]]:
+    ) -> tuple[Tensor, Callable[[], Tensor]]:
         """``_update(weights, cat([half(), -half()]))`` for strategies with ``mirrored_update = True``,
         given ``weighted_sum(c) = sum_j c_j half()_j`` (computed without building ``half()``)."""
         raise NotImplementedError
@@ -275,9 +275,8 @@ class Strategy:
         """
         if self._last is None:
             raise RuntimeError("gradient_stats() needs a tell() first")
-        coefficients, directions = self._last
-        if callable(directions):
-            directions = directions()
+        coefficients, build_directions = self._last
+        directions = build_directions()
         units = coefficients[:, None] * directions * coefficients.shape[0]
         if self.antithetic:
             half = units.shape[0] // 2

@@ -15,6 +15,8 @@ paper's advice to tie the initial radius to the step size).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
@@ -141,7 +143,7 @@ class PGPE(Strategy):
     def _perturb(self, z: Tensor) -> Tensor:
         return self.sigma * z
 
-    def _update(self, weights: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
+    def _update(self, weights: Tensor, z: Tensor) -> tuple[Tensor, Callable[[], Tensor]]:
         g_mean, g_log_sigma = weighted_scores(weights, z)
         self.mean.grad = self.sigma * g_mean
         sigma = self.sigma  # before the update below; directions are built only if gradient_stats() asks

@@ -10,6 +10,7 @@ adaptation instead, as in pycma's separable CMA-ES; see ``sigma_adaptation``). L
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -134,7 +135,7 @@ class SNES(Strategy):
     def _perturb(self, z: Tensor) -> Tensor:
         return self.sigma * z
 
-    def _update(self, weights: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
+    def _update(self, weights: Tensor, z: Tensor) -> tuple[Tensor, Callable[[], Tensor]]:
         g_mean, g_log_sigma = weighted_scores(weights, z)
         self.mean.grad = self.sigma * g_mean
         sigma = self.sigma  # before the update below; directions are built only if gradient_stats() asks

@@ -13,6 +13,7 @@ ellipsoids and Rosenbrock's valley); costs ``O(D^3)`` per generation, so for ``D
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -92,9 +93,10 @@ class XNES(Strategy):
     def _perturb(self, z: Tensor) -> Tensor:
         return self.sigma * z @ self.B.T
 
-    def _update(self, weights: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
+    def _update(self, weights: Tensor, z: Tensor) -> tuple[Tensor, Callable[[], Tensor]]:
         g_delta, g_M = weighted_scores(weights, z, full=True)
-        directions = self.sigma * z @ self.B.T
+        sigma, B = self.sigma, self.B  # before the update below; directions only if gradient_stats() asks
+        directions = lambda: sigma * z @ B.T  # noqa: E731
         self.mean.grad = self.sigma * (self.B @ g_delta)
         g_sigma = torch.diagonal(g_M).sum() / self.dim
         g_B = g_M - g_sigma * torch.eye(self.dim, dtype=z.dtype, device=z.device)
