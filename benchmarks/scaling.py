@@ -9,7 +9,10 @@ and rank 0 writes its measurements. Workloads:
 
 * ``machine``: each process alone on the same work, no collective: this machine's own ceiling;
 * ``ppo-cartpole``: PPO with the CartPole-v1 preset (32 envs per process), 100k steps per process:
-  steps/s, time to solve (the 20 most recent episodes average >= 475), final return (20 episodes);
+  steps/s, time to solve (the 20 most recent episodes average at least the env's ``reward_threshold``,
+  475), final return (20 episodes);
+* ``ppo-mujoco-solve``: the same for a MuJoCo env PPO solves in seconds, InvertedPendulum-v5 (threshold
+  950; at most 1000), with the settings of ``ppo-mujoco``, 100k steps per process;
 * ``ppo-mujoco``: PPO on HalfCheetah-v5 (env stepping dominates): 16 envs per process x 128 steps,
   10 epochs of 2 minibatches (20 optimiser steps, so 20 gradient exchanges, per iteration), 41k steps
   per process: steps/s. PPO is weak-scaled, as data-parallel PPO is used (CleanRL's multi-GPU PPO):
@@ -50,6 +53,8 @@ MUJOCO = dict(
 
 # ----------------------------------------------------------------------------------------- workers
 def worker_ppo(env: str, steps: int, overrides: dict, preset: bool) -> dict:
+    import gymnasium as gym
+
     from scoregrad import distributed, rl
     from scoregrad.rl.config import config_for
     from scoregrad.rl.presets import preset_for
@@ -66,6 +71,7 @@ def worker_ppo(env: str, steps: int, overrides: dict, preset: bool) -> dict:
     Trainer(env, "ppo", warm_up, seed=0, total_steps=8 * settings["num_envs"]).run()
     trainer = Trainer(env, "ppo", config_for("ppo", **settings), seed=0, total_steps=steps)
     update_seconds, solved_at = [0.0], [None]
+    target = gym.spec(env).reward_threshold
     original = trainer._update
 
     def timed_update():
@@ -79,7 +85,7 @@ def worker_ppo(env: str, steps: int, overrides: dict, preset: bool) -> dict:
 
     def solved(tr) -> None:
         r = tr.recent_returns
-        if solved_at[0] is None and len(r) == r.maxlen and sum(r) / len(r) >= 475:
+        if solved_at[0] is None and len(r) == r.maxlen and sum(r) / len(r) >= target:
             solved_at[0] = time.perf_counter() - start
 
     trainer.callback = solved
@@ -236,6 +242,8 @@ def run_worker(kind: str, out: Path) -> None:
         result = worker_ppo("CartPole-v1", 100_000 * w, {"num_envs": 32 * w}, preset=True)
     elif kind == "ppo-mujoco":
         result = worker_ppo("HalfCheetah-v5", 40_960 * w, {**MUJOCO, "num_envs": 16 * w}, preset=False)
+    elif kind == "ppo-mujoco-solve":
+        result = worker_ppo("InvertedPendulum-v5", 100_000 * w, {**MUJOCO, "num_envs": 16 * w}, preset=False)
     elif kind == "es":
         result = worker_es()
     elif kind == "machine":
@@ -323,7 +331,7 @@ def main() -> None:
     )
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--only", default="machine,comm,es,ppo-mujoco,ppo-cartpole")
+    parser.add_argument("--only", default="machine,comm,es,ppo-mujoco,ppo-mujoco-solve,ppo-cartpole")
     parser.add_argument("--procs", default="1,2")
     parser.add_argument("--name", default="scaling")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each (workload, processes); medians")
