@@ -58,6 +58,7 @@ __all__ = [
     "ShardedGenerator",
     "ProcessGroupError",
     "DEFAULT_TIMEOUT",
+    "SPIN_SECONDS",
 ]
 
 #: Below this many bytes gathered in all, :func:`all_reduce_sum` all-gathers and sums locally.
