@@ -168,8 +168,12 @@ def _wait(work: Any) -> None:
     if _spins():
         deadline = time.perf_counter() + SPIN_SECONDS
         while not work.is_completed() and time.perf_counter() < deadline:
-            os.sched_yield()
+            _yield_core()
     work.wait()
+
+
+#: ``os.sched_yield`` where the platform has it (Linux, macOS); ``time.sleep(0)`` elsewhere (Windows)
+_yield_core: Callable[[], None] = getattr(os, "sched_yield", None) or (lambda: time.sleep(0))
 
 
 def _spins() -> bool:
