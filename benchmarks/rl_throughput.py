@@ -6,7 +6,9 @@ For 16, 64 and 256 envs this measures env steps per second of
   * rollout: scoregrad's rollout collection (policy forward, sampling, checks, buffer writes);
   * train: the full ``rl.train`` loop (rollout + GAE + PPO update with the CartPole preset,
     ``num_steps=64``), wall-clock including everything.
-And a whole fresh process (interpreter, imports, training; ``--fresh N`` repeats, alternated): scoregrad
+Where the training loop's time goes at 64 envs (``--breakdown-only`` runs just this): the rollout and the
+update per iteration, one forward and backward of the actor and critic on a 2048-row minibatch, and
+``tanh`` per element. And a whole fresh process (interpreter, imports, training; ``--fresh N`` repeats, alternated): scoregrad
 PPO for 100k steps against SB3 PPO's default 50k-step run, with the import times every process pays.
 Single-threaded torch. Prints a table, writes JSON and a PNG under benchmarks/results/.
 
@@ -57,6 +59,55 @@ def train_sps(num_envs: int, total: int) -> float:
     t = time.perf_counter()
     rl.train("CartPole-v1", "ppo", total_steps=total, seed=0, progress=False, num_envs=num_envs, num_steps=64)
     return total / (time.perf_counter() - t)
+
+
+def breakdown(num_envs: int = 64, iterations: int = 30) -> dict:
+    """Milliseconds per iteration (``num_envs`` x 64 steps) of the rollout and of the PPO update (CartPole
+    preset), one actor+critic forward and backward on 2048 rows, and ``tanh``/``relu`` per element."""
+    config = rl.config_for(
+        "ppo", **{**rl.PRESETS["CartPole-v1"]["ppo"], "num_envs": num_envs, "num_steps": 64}
+    )
+    tr = rl.Trainer("CartPole-v1", "ppo", config, seed=0, total_steps=10**9)
+
+    def rollout() -> None:
+        collect_rollout(
+            tr.envs, tr.agent.policy, tr.buffer, tr.rollout, tr.generator, tr._obs_fn, tr._mask_fn
+        )
+
+    for _ in range(5):  # warm-up
+        rollout()
+        tr._update()
+    rollout_s = update_s = 0.0
+    for _ in range(iterations):
+        t0 = time.perf_counter()
+        rollout()
+        t1 = time.perf_counter()
+        tr._update()
+        rollout_s, update_s = rollout_s + t1 - t0, update_s + time.perf_counter() - t1
+    policy, obs = tr.agent.policy, torch.randn(2048, 4)
+
+    def forward_backward() -> None:
+        policy.zero_grad(set_to_none=True)
+        (policy.actor(obs).sum() + policy.critic(obs).sum()).backward()
+
+    def per_call(fn, repeats: int) -> float:
+        for _ in range(repeats // 10):
+            fn()
+        t = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        return (time.perf_counter() - t) / repeats
+
+    x = torch.randn(2048, 64)
+    return {
+        "num_envs": num_envs,
+        "rollout_ms": 1e3 * rollout_s / iterations,
+        "update_ms": 1e3 * update_s / iterations,
+        "steps_per_s": iterations * num_envs * 64 / (rollout_s + update_s),
+        "forward_backward_2048_ms": 1e3 * per_call(forward_backward, 200),
+        "tanh_ns_per_element": 1e9 * per_call(lambda: torch.tanh(x), 500) / x.numel(),
+        "relu_ns_per_element": 1e9 * per_call(lambda: torch.relu(x), 500) / x.numel(),
+    }
 
 
 FRESH_OURS = (
@@ -114,8 +165,22 @@ def main() -> None:
     parser.add_argument("--envs", type=int, nargs="+", default=[16, 64, 256])
     parser.add_argument("--out", type=Path, default=RESULTS / "rl_throughput.json")
     parser.add_argument("--fresh", type=int, default=3, help="fresh-process repeats (0: skip)")
+    parser.add_argument(
+        "--breakdown-only", action="store_true",
+        help="only where the loop's time goes (written to rl_throughput_breakdown.json by default)",
+    )  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.breakdown_only:
+        parts = breakdown()
+        print(" ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in parts.items()))
+        out = (
+            args.out
+            if args.out != RESULTS / "rl_throughput.json"
+            else RESULTS / "rl_throughput_breakdown.json"
+        )
+        save(out, {"benchmark": "rl_throughput_breakdown", "breakdown": parts})
+        return
     train_sps(16, 16 * 64 * 2)  # warm-up
     rows = []
     for n in args.envs:
@@ -136,6 +201,8 @@ def main() -> None:
             f"| {r['num_envs']} | {r['raw_env_sps']:,.0f} | {r['rollout_sps']:,.0f} "
             f"| {r['train_sps']:,.0f} | {r['train_over_raw']:.2f} |"
         )
+    parts = breakdown()
+    print("\nwhere the loop's time goes at 64 envs:", {k: round(v, 2) for k, v in parts.items()})
     fresh = fresh_process(args.fresh) if args.fresh else None
     if fresh is not None:
         m = fresh["median_s"]
@@ -159,7 +226,11 @@ def main() -> None:
     ax.set_yscale("log")
     ax.legend()
     fig.tight_layout()
-    save(args.out, {"benchmark": "rl_throughput", "rows": rows, "fresh_process": fresh}, figure=fig)
+    save(
+        args.out,
+        {"benchmark": "rl_throughput", "rows": rows, "breakdown": parts, "fresh_process": fresh},
+        figure=fig,
+    )
 
 
 if __name__ == "__main__":
