@@ -20,8 +20,9 @@ and rank 0 writes its measurements. Workloads:
   data per update; splitting one process's small minibatches instead saves little, because an
   optimiser step on a 64-unit MLP costs its fixed overhead whatever the rows;
 * ``es``: OpenAI-ES on a 1000-D function whose evaluation costs about 1 ms (8 matrix-vector products
-  with a fixed 1000 x 1000 matrix), 96 candidates, 15 generations, ``noise="table"`` (each process
-  builds only its own candidates; the update rebuilds the population's noise by a copy): generations/s;
+  with a fixed 1000 x 1000 matrix), 96 candidates, 50 generations (with 15, repeats of the benchmark
+  gave 0.84-0.98 efficiency), ``noise="table"`` (each process builds only its own candidates; the
+  update rebuilds the population's noise by a copy): generations/s;
 * ``comm``: the collectives' cost here: latency of an all-reduce/all-gather of a few numbers, of a
   PPO gradient, and bandwidth.
 
@@ -45,7 +46,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, markdown_table, save, table  # noqa: E402
 
-ES_DIM, ES_POP, ES_GENERATIONS, ES_MATVECS = 1000, 96, 15, 8
+ES_DIM, ES_POP, ES_GENERATIONS, ES_MATVECS = 1000, 96, 50, 8
 MUJOCO = dict(
     num_envs=16, num_steps=128, update_epochs=10, num_minibatches=2, norm_obs=True, norm_reward=True
 )
