@@ -303,9 +303,12 @@ def _first_bad(x: np.ndarray) -> int:
 
 def _check_finite(
     reward: np.ndarray, next_obs: np.ndarray, env_step: int, t: int, on_non_finite: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Raise :class:`NonFiniteError` on a NaN/inf reward or observation ``(N, ...)``, or with
-    ``on_non_finite="skip"`` zero it and return ``skip (N,)`` marking the env's transition invalid."""
+    ``on_non_finite="skip"`` zero it and return ``skip (N,)`` marking the env's transition invalid
+    (None when every value is finite, the case this checks first: it runs once per env step)."""
+    if np.isfinite(reward).all() and (next_obs.dtype.kind != "f" or np.isfinite(next_obs).all()):
+        return reward, next_obs, None
     n = reward.shape[0]
     skip = np.zeros(n, dtype=bool)
     for what, arr in (("reward", reward), ("observation", next_obs)):
@@ -348,42 +351,61 @@ def collect_rollout(
     Non-finite rewards or observations raise :class:`NonFiniteError` naming the env step and env
     index, or with ``on_non_finite="skip"`` are zeroed and their transition marked invalid.
     """
-    T = buffer.rewards.shape[0]
+    T, N = buffer.rewards.shape
     # whether each env's first step here is an autoreset step (where the rollout's episodes begin)
     buffer.start_done = torch.from_numpy(state.prev_done.copy())
+    # Each step's tensors are kept in lists and its env outputs in numpy arrays, and all are written
+    # into the buffer once at the end: a tensor write per step and field cost more (same values).
+    observations, actions, log_probs, values = [], [], [], []
+    rewards = np.empty((T, N), dtype=np.float32)
+    terminateds, truncateds, valids = (np.empty((T, N), dtype=bool) for _ in range(3))
     for t in range(T):
         obs = state.obs
         dist = policy.distribution(obs, state.action_mask)
         action = dist.sample(generator)
-        buffer.log_probs[t] = dist.log_prob(action)
-        buffer.values[t] = policy.value(obs)
-        buffer.obs[t] = obs
-        buffer.actions[t] = action
+        observations.append(obs)
+        actions.append(action)
+        log_probs.append(dist.log_prob(action))
+        values.append(policy.value(obs))
         if buffer.action_masks is not None and state.action_mask is not None:
             buffer.action_masks[t] = state.action_mask
         valid = ~state.prev_done
         next_obs, reward, terminated, truncated, info = envs.step(policy.to_env_action(action))
         reward = np.asarray(reward, dtype=np.float64)
+        next_obs = np.asarray(next_obs)
         env_step = state.global_step + (t + 1) * envs.num_envs * world_size
         reward, next_obs, skip = _check_finite(reward, next_obs, env_step, t, on_non_finite)
-        valid = valid & ~skip
+        if skip is not None:
+            valid = valid & ~skip
         done = terminated | truncated
         # episode bookkeeping on raw rewards
         state.episode_return += np.where(valid, reward, 0.0)
         state.episode_length += valid
-        for i in np.flatnonzero(done):
-            state.finished.append((env_step, float(state.episode_return[i]), int(state.episode_length[i])))
-        state.episode_return[done] = 0.0
-        state.episode_length[done] = 0
+        if done.any():
+            for i in np.flatnonzero(done):
+                state.finished.append(
+                    (env_step, float(state.episode_return[i]), int(state.episode_length[i]))
+                )
+            state.episode_return[done] = 0.0
+            state.episode_length[done] = 0
         if reward_fn is not None:
             reward = reward_fn(reward, done, valid)
-        buffer.rewards[t] = torch.from_numpy(np.asarray(reward, dtype=np.float32))
-        buffer.terminated[t] = torch.from_numpy(terminated)
-        buffer.truncated[t] = torch.from_numpy(truncated)
-        buffer.valid[t] = torch.from_numpy(valid)
+        rewards[t] = reward  # float32, rounded as astype(np.float32) rounds
+        terminateds[t], truncateds[t], valids[t] = terminated, truncated, valid
         state.obs = obs_fn(next_obs)
         state.action_mask = mask_fn(next_obs, info)
         state.prev_done = done
+    for tensor, steps in (
+        (buffer.obs, torch.stack(observations)),
+        (buffer.actions, torch.stack(actions)),
+        (buffer.log_probs, torch.stack(log_probs)),
+        (buffer.values, torch.stack(values)),
+        (buffer.rewards, torch.from_numpy(rewards)),
+        (buffer.terminated, torch.from_numpy(terminateds)),
+        (buffer.truncated, torch.from_numpy(truncateds)),
+        (buffer.valid, torch.from_numpy(valids)),
+    ):
+        tensor.copy_(steps)
     buffer.last_value = policy.value(state.obs)
     state.global_step += T * envs.num_envs * world_size
 
