@@ -24,7 +24,7 @@ def _equal(a, b):
 
 
 def test_ppo_preset_solves_cartpole_within_its_budget():
-    # the preset is tuned for BUDGETS["CartPole-v1"] = 100k steps (29/29 seeds solved there, README)
+    # the preset is tuned for BUDGETS["CartPole-v1"] = 100k steps (58/60 seeds solved there, README)
     agent = rl.train(CP, algo="ppo", total_steps=100_000, seed=0, progress=False)
     mean, std = rl.evaluate(agent, CP, episodes=20, seed=1000)
     assert mean >= 475, (mean, std)
