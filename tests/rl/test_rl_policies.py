@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from scoregrad.rl.normalization import ObservationNormalizer, RunningMeanStd
-from scoregrad.rl.policies import MLP, ActorCritic, GaussianDist, PolicyConfig, UnsupportedSpaceError
+from scoregrad.rl.policies import ActorCritic, GaussianDist, PolicyConfig, UnsupportedSpaceError, _mlp
 
 BOX4 = gym.spaces.Box(-1, 1, (4,), np.float32)
 
@@ -130,11 +130,12 @@ def test_running_mean_std_matches_numpy_over_batches():
 @pytest.mark.parametrize("activation", ["tanh", "relu", "elu"])
 def test_mlp_forward_is_the_sequential_forward_bit_for_bit(activation):
     torch.manual_seed(0)
-    mlp = MLP([5, 16, 16, 3], activation, 1.0)
+    mlp = _mlp([5, 16, 16, 3], activation, 1.0)
     x = torch.randn(64, 5)
     plain = nn.Sequential(*mlp)  # the same layers called as modules
     assert torch.equal(mlp(x), plain(x))
     assert list(mlp.state_dict()) == list(plain.state_dict())  # checkpoints keep their keys
+    assert torch.equal(mlp[:2](x), plain[:2](x))  # a slice is an MLP of those layers
     # functional_call swaps the weights the forward reads (ES evaluates populations this way)
     swapped = {k: torch.zeros_like(v) for k, v in mlp.state_dict().items()}
     assert torch.equal(torch.func.functional_call(mlp, swapped, (x,)), torch.zeros(64, 3))

@@ -117,44 +117,43 @@ class PolicyConfig:
         return d
 
 
-#: Hidden activation name -> (its module, the function that module's forward calls).
-ACTIVATIONS: dict[str, tuple[type[nn.Module], Callable[[Tensor], Tensor]]] = {
-    "tanh": (nn.Tanh, torch.tanh),
-    "relu": (nn.ReLU, torch.relu),
-    "elu": (nn.ELU, nn.functional.elu),
-}
-
-
 class MLP(nn.Sequential):
-    """``Linear, act, ..., Linear`` as an ``nn.Sequential`` (same layers, same state-dict keys), whose
-    forward calls the layers' functions directly: ``F.linear`` and the activation, the same kernels
-    bit for bit, without ``nn.Module.__call__`` per layer. On a 64-env CartPole rollout step those
-    calls were a third of the two networks' forward time (``benchmarks/rl_throughput.py``). Forward
-    hooks on the inner layers are therefore not called; register them on the MLP itself.
+    """An ``nn.Sequential`` whose forward calls ``Linear``, ``Tanh`` and ``ReLU`` layers' functions
+    directly (``F.linear``, ``torch.tanh``, ``torch.relu``: the same kernels, bit for bit) instead of
+    ``nn.Module.__call__`` per layer; other layers are called as modules. On a 64-env CartPole
+    rollout step those calls were a third of the two networks' forward time
+    (``benchmarks/rl_throughput.py``). Forward hooks on those inner layers are therefore not called;
+    register them on the MLP itself. Indexing, slicing and state-dict keys are nn.Sequential's.
     """
 
-    def __init__(self, sizes: list[int], activation: str, out_gain: float):
-        module, function = ACTIVATIONS[activation]
-        layers: list[nn.Module] = []
-        for i in range(len(sizes) - 1):
-            linear = nn.Linear(sizes[i], sizes[i + 1])
-            last = i == len(sizes) - 2
-            # orthogonal init as in the PPO reference implementations (Engstrom et al., 2020)
-            nn.init.orthogonal_(linear.weight, out_gain if last else math.sqrt(2))
-            nn.init.zeros_(linear.bias)
-            layers.append(linear)
-            if not last:
-                layers.append(module())
-        super().__init__(*layers)
-        self._activation = function
-        self._linears = tuple(layer for layer in layers if isinstance(layer, nn.Linear))
-
     def forward(self, x: Tensor) -> Tensor:
-        # the weights are read from the layers at every call, so functional_call and vmap (ES) swap them
-        *hidden, last = self._linears
-        for layer in hidden:
-            x = self._activation(nn.functional.linear(x, layer.weight, layer.bias))
-        return nn.functional.linear(x, last.weight, last.bias)
+        # weights are read from the layers at every call, so functional_call and vmap (ES) can swap them
+        for layer in self:
+            kind = type(layer)
+            if kind is nn.Linear:
+                x = nn.functional.linear(x, layer.weight, layer.bias)
+            elif kind is nn.Tanh:
+                x = torch.tanh(x)
+            elif kind is nn.ReLU:
+                x = torch.relu(x)
+            else:
+                x = layer(x)
+        return x
+
+
+def _mlp(sizes: list[int], activation: str, out_gain: float) -> MLP:
+    act = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}[activation]
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        linear = nn.Linear(sizes[i], sizes[i + 1])
+        last = i == len(sizes) - 2
+        # orthogonal init as in the PPO reference implementations (Engstrom et al., 2020)
+        nn.init.orthogonal_(linear.weight, out_gain if last else math.sqrt(2))
+        nn.init.zeros_(linear.bias)
+        layers.append(linear)
+        if not last:
+            layers.append(act())
+    return MLP(*layers)
 
 
 class ActorCritic(nn.Module):
@@ -194,8 +193,8 @@ class ActorCritic(nn.Module):
             # registered before the networks, as always: optimiser-state indices in checkpoints follow this order
             self.log_std = self.head.log_std
         out = self.head.param_dim
-        self.actor = actor if actor is not None else MLP([self.obs_dim, *hidden, out], cfg.activation, 0.01)
-        self.critic = critic if critic is not None else MLP([self.obs_dim, *hidden, 1], cfg.activation, 1.0)
+        self.actor = actor if actor is not None else _mlp([self.obs_dim, *hidden, out], cfg.activation, 0.01)
+        self.critic = critic if critic is not None else _mlp([self.obs_dim, *hidden, 1], cfg.activation, 1.0)
 
     # -- observations
     def preprocess(self, obs: Tensor) -> Tensor:

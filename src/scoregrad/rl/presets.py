@@ -12,7 +12,8 @@ there, the two others ending just short at 471 and 472 (``benchmarks/rl_seeds.py
 LunarLander-v3's PPO preset was removed: at 1M steps it ended below 200 on every seed tried (72, 111,
 90 on seeds 0, 3, 4; 174, 146, 129 on seeds 0-2 in an earlier session), while the defaults for its
 spaces reach 282, 230, 283, 256 and 281 (seeds 0-4). HalfCheetah-v5's first preset (1 env x 2048
-steps, otherwise the Box defaults) was removed too: seed 0 ended at 1811 (target 3000; 3702 in an earlier session), the defaults at 1741 in half the time.
+steps, otherwise the Box defaults) was removed too: seed 0 ended at 1811 (target 3000; 3702 in an
+earlier session), the defaults at 1741 in half the time.
 Its preset now is rl-baselines3-zoo's tuned PPO (hyperparams/ppo.yml, HalfCheetah-v3), translated: 4851,
 5035 and 5840 on seeds 0-2 at 1M steps (``benchmarks/rl_suite.py``), at about 2.6x the defaults' CPU time
 (20 epochs of 64-transition minibatches of a 256x256 network).
