@@ -123,6 +123,32 @@ def test_ctrl_c_mid_rollout_saves_a_checkpoint_that_resumes(tmp_path):
     assert resumed.trainer.rollout.global_step == 4 * 128 * 2
 
 
+@pytest.mark.parametrize("where", ["before the rows", "after the rows"])
+def test_ctrl_c_while_an_iteration_is_logged_loses_no_log_row(tmp_path, monkeypatch, where):
+    # An interrupt after the update but before the iteration's rows are written used to save the
+    # present state: the resumed run went on after that iteration and its rows were never written.
+    from scoregrad.rl.logger import RunLogger
+
+    log, calls = RunLogger.log, {"n": 0}
+
+    def interrupted_log(self, step, *args):
+        calls["n"] += 1
+        if calls["n"] == 3 and where == "before the rows":
+            raise KeyboardInterrupt
+        log(self, step, *args)
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+
+    kwargs = dict(total_steps=4 * 64 * 6, seed=0, progress=False, num_envs=4, num_steps=64)
+    monkeypatch.setattr(RunLogger, "log", interrupted_log)
+    half = rl.train(CP, out=tmp_path, **kwargs)
+    assert half.trainer.rollout.global_step == 4 * 64 * 2  # the iteration being logged is undone
+    monkeypatch.setattr(RunLogger, "log", log)
+    rl.resume(tmp_path)
+    steps = [int(line.split(",")[0]) for line in (tmp_path / "updates.csv").read_text().splitlines()[1:]]
+    assert steps == list(range(4 * 64, 4 * 64 * 6 + 1, 4 * 64))  # one row per iteration, none twice
+
+
 class _BadReward(gym.Wrapper):
     def __init__(self, env, at, value=float("nan")):
         super().__init__(env)

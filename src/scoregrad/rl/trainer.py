@@ -391,16 +391,19 @@ class Trainer:
             # 2. update: advantages, minibatches, losses, optimiser steps (rl/algorithms/)
             self.last_stats = self._update()
             self.iteration += 1
-            self._boundary = None  # consistent again: an interrupt from here on saves the present
             if snapshots and self.world > 1:
                 self._last_state = self._state_at(logger)
-            # 3. log, 4. checkpoint, then the user's callback
+            # 3. log (and evaluate), 4. checkpoint, then the user's callback
             finished = self._new_episodes()
             self.recent_returns.extend(r for _, r, _ in finished)
             lr = self.optimizer.param_groups[0]["lr"]
             logger.log(self.rollout.global_step, finished, self.recent_returns, self.last_stats, lr)
             if self.eval_every and self._evaluation_due():
                 self._evaluate(logger)
+            # Consistent again, logs included: an interrupt from here on saves the present. Before this
+            # line it goes back to the boundary, and a resume redoes the iteration (its log rows are cut
+            # off by the resume): saving the present there lost the iteration's log rows.
+            self._boundary = None
             every = self.config.checkpoint_every
             if every > 0 and self.iteration % every == 0:
                 self._save(logger)
