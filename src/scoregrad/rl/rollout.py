@@ -296,35 +296,34 @@ class RolloutState:
     finished: list[tuple[int, float, int]] = field(default_factory=list)  # (step, return, length)
 
 
-def _first_bad(x: np.ndarray) -> int:
-    bad = ~np.isfinite(x.reshape(x.shape[0], -1)).all(axis=1)
-    return int(np.flatnonzero(bad)[0])
-
-
 def _check_finite(
     reward: np.ndarray, next_obs: np.ndarray, env_step: int, t: int, on_non_finite: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Raise :class:`NonFiniteError` on a NaN/inf reward or observation ``(N, ...)``, or with
     ``on_non_finite="skip"`` zero it and return ``skip (N,)`` marking the env's transition invalid
-    (None when every value is finite, the case this checks first: it runs once per env step)."""
-    if np.isfinite(reward).all() and (next_obs.dtype.kind != "f" or np.isfinite(next_obs).all()):
+    (None when every value is finite: one ``isfinite`` per array, since this runs every env step)."""
+    non_finite = [
+        (what, arr)
+        for what, arr in (("reward", reward), ("observation", next_obs))
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all()
+    ]
+    if not non_finite:
         return reward, next_obs, None
     n = reward.shape[0]
     skip = np.zeros(n, dtype=bool)
-    for what, arr in (("reward", reward), ("observation", next_obs)):
-        if np.issubdtype(np.asarray(arr).dtype, np.floating) and not np.isfinite(arr).all():
-            i = _first_bad(np.asarray(arr))
-            if on_non_finite != "skip":
-                raise NonFiniteError(
-                    f"non-finite {what} at env step {env_step} (rollout step {t}), env index {i}; no update "
-                    f"was made with it. Pass on_non_finite='skip' to drop such transitions instead."
-                )
-            bad = ~np.isfinite(np.asarray(arr).reshape(n, -1)).all(axis=1)
-            skip |= bad
-            if what == "reward":
-                reward = np.where(bad, 0.0, reward)
-            else:
-                next_obs = np.where(np.isfinite(next_obs), next_obs, 0.0).astype(next_obs.dtype)
+    for what, arr in non_finite:
+        bad = ~np.isfinite(arr.reshape(n, -1)).all(axis=1)
+        if on_non_finite != "skip":
+            raise NonFiniteError(
+                f"non-finite {what} at env step {env_step} (rollout step {t}), env index "
+                f"{int(np.flatnonzero(bad)[0])}; no update was made with it. Pass on_non_finite='skip' "
+                "to drop such transitions instead."
+            )
+        skip |= bad
+        if what == "reward":
+            reward = np.where(bad, 0.0, reward)
+        else:
+            next_obs = np.where(np.isfinite(next_obs), next_obs, 0.0).astype(next_obs.dtype)
     return reward, next_obs, skip
 
 
