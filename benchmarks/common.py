@@ -136,7 +136,8 @@ def evaluate_predict(
     predict: Callable[[Any], Any], env_id: str, episodes: int = 20, seed: int = 1000
 ) -> tuple[float, float]:
     """Mean and std return of a peer's policy, ``predict(obs_batch) -> actions``, over ``episodes``
-    episodes run in parallel (env ``i`` seeded ``seed + i``), exactly as ``rl.evaluate`` runs ours."""
+    episodes run in parallel from ``envs.reset(seed=seed)`` (env ``i`` seeded ``seed + i``, or one
+    generator for a native vector env such as CartPole's), exactly as ``rl.evaluate`` runs ours."""
     import numpy as np
 
     from scoregrad.rl import make_vector_env

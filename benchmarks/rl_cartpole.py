@@ -1,6 +1,7 @@
 """CartPole-v1: wall-clock time and env steps until solved, scoregrad vs Stable-Baselines3.
 
-"Solved" = mean return of 20 deterministic evaluation episodes (seeds 1000..1019) >= 475. Both
+"Solved" = mean return of 20 deterministic evaluation episodes >= 475 (a 20-env native vector env
+reset with seed 1000, which draws all 20 initial states from one generator). Both
 libraries are checked with the same rule: whenever at least ``--eval-every`` (2048) env steps have
 passed since the last check, the current policy plays the 20 evaluation episodes on CartPole's
 native vector env (ours: after the update that crossed the mark; SB3: at the start of the rollout

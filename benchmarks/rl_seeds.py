@@ -1,8 +1,8 @@
 """How many seeds a setting solves: train on seeds A..B-1 and evaluate each final policy.
 
 For each seed: ``rl.train(env, algo, total_steps=budget, seed=s, **overrides)`` (the env's preset,
-with ``--set`` overrides on top), then the final policy plays 20 deterministic episodes (env seeds
-1000-1019); solved = mean return >= the env's ``reward_threshold``. This is the check a preset has to
+with ``--set`` overrides on top), then the final policy plays 20 deterministic episodes
+(``rl.evaluate(agent, env, episodes=20, seed=1000)``); solved = mean return >= the env's ``reward_threshold``. This is the check a preset has to
 pass on every seed tried (``scoregrad.rl.presets``). Runs go to ``--processes`` worker processes
 (one torch thread each); the table gives, per setting, the seeds solved, the lowest return and the
 median training time. Writes ``benchmarks/results/<name>.json`` and ``.md``.

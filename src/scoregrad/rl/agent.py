@@ -154,11 +154,13 @@ def evaluate(
 ) -> tuple[float, float]:
     """Mean and std of the undiscounted return over ``episodes`` episodes.
 
-    Runs ``episodes`` envs in parallel (env ``i`` reset with seed ``seed + i``), each for exactly
-    one episode; ``deterministic`` takes the distribution's mode. Episodes still running after
-    ``max_steps`` steps are counted with their partial return and a ``RuntimeWarning`` says how
-    many; a non-finite return raises :class:`EvaluationError`. The env's observation and action
-    spaces must equal the agent's (:class:`SpaceMismatchError` otherwise).
+    Runs ``episodes`` envs in parallel, each for exactly one episode, from ``envs.reset(seed=seed)``
+    (a sync or async vector env resets env ``i`` with ``seed + i``; a native vector env such as
+    CartPole's draws every initial state from one generator seeded with ``seed``); ``deterministic``
+    takes the distribution's mode. Episodes still running after ``max_steps`` steps are counted with
+    their partial return and a ``RuntimeWarning`` says how many; a non-finite return raises
+    :class:`EvaluationError`. The env's observation and action spaces must equal the agent's
+    (:class:`SpaceMismatchError` otherwise).
     """
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"episodes must be a positive int; got {episodes!r}")
