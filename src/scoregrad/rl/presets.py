@@ -9,7 +9,7 @@ no setting of which has solved every seed here. It was 12/13 seeds at 100k steps
 57/60 on the Intel VM of 2026-12-08 (seeds 5, 7 and 44 collapse to 229-265), where float-level
 differences move the seeds; with ``clip_coef=0.1, gae_lambda=0.95`` (it was 0.2 and 0.9) it is 58/60
 there, the two others ending just short at 471 and 472 (``benchmarks/rl_seeds.py --seeds 0 60``);
-six variants tried on the same seeds (learning rate 3e-2, 8 epochs, an entropy bonus, gamma 0.99, 64
+five variants tried on the same seeds (learning rate 3e-2, 8 epochs, an entropy bonus, gamma 0.99, 64
 envs) solved 9 to 58 of them (``benchmarks/results/rl_seeds_sweep.md``).
 LunarLander-v3's PPO preset was removed: at 1M steps it ended below 200 on every seed tried (72, 111,
 90 on seeds 0, 3, 4; 174, 146, 129 on seeds 0-2 in an earlier session), while the defaults for its
