@@ -5,7 +5,8 @@ with ``--set`` overrides on top), then the final policy plays 20 deterministic e
 (``rl.evaluate(agent, env, episodes=20, seed=1000)``); solved = mean return >= the env's
 ``reward_threshold``. This is the check a preset has to pass on every seed tried
 (``scoregrad.rl.presets``). Runs go to ``--processes`` worker processes (one torch thread each); the
-table gives, per setting, the seeds solved, the lowest return and the median training time. Writes ``benchmarks/results/<name>.json`` and ``.md``.
+table gives, per setting, the seeds solved, the lowest return and the median training time.
+Writes ``benchmarks/results/<name>.json`` and ``.md``.
 
     python benchmarks/rl_seeds.py --seeds 0 60                                  # the CartPole preset
     python benchmarks/rl_seeds.py --seeds 0 60 --set clip_coef=0.2 gae_lambda=0.9 --label old
